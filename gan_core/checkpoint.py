@@ -1,0 +1,42 @@
+"""Full training checkpoints: G, D, G_ema, both optimizers, counters and RNG state.
+
+Files are plain tensors and containers loaded with `weights_only=True` (no pickled code), and are
+written to a temporary name then renamed, so a failed write never clobbers the previous file."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+
+STATE_FILE = "state.pt"
+
+
+def save_state(directory: str | os.PathLike, state: dict) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / STATE_FILE
+    tmp = directory / (STATE_FILE + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, final)
+    return final
+
+
+def load_state(directory: str | os.PathLike, map_location="cpu") -> dict:
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated or tampered file
+        raise ValueError(f"checkpoint {path} cannot be loaded safely: {e}") from None
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])

@@ -1,0 +1,288 @@
+"""Typed run configuration: dataclass defaults, overridden by a YAML file and `key=value` pairs.
+
+Every problem is reported as one ConfigError that names the dotted key at fault, before any
+expensive work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet")
+TOY_SOURCES = ("gaussian_1d", "ring", "grid")
+MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
+LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
+NORMS = ("batch", "none", "spectral")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message starts with the dotted key at fault."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config key '{key}': {message}")
+
+
+@dataclass
+class DataConfig:
+    source: str = "sklearn_digits"
+    path: Optional[str] = None  # mnist dir, image folder or parquet file/dir
+    num_samples: int = 50_000  # toy sources: points drawn once per run
+    image_size: int = 16  # images are resized to this square size in map_batches
+    channels: int = 1  # 1 = grayscale, 3 = RGB
+    image_column: str = "image"  # parquet
+    label_column: Optional[str] = "label"  # parquet; None when there are no labels
+
+
+@dataclass
+class ModelConfig:
+    family: str = "dcgan"
+    z_dim: int = 100
+    g_width: int = 64  # hidden units (mlp) or base channels (conv)
+    d_width: int = 64
+    depth: int = 3  # hidden layers of the MLPs
+    g_norm: str = "batch"
+    d_norm: str = "batch"
+
+
+@dataclass
+class LossConfig:
+    name: str = "nonsaturating"
+    gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (10 in the paper)
+    r1_gamma: float = 0.0  # R1 penalty weight; 0 disables
+    r1_interval: int = 16  # lazy regularisation: R1 every N D steps, scaled by N
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64  # per worker
+    epochs: int = 10
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1  # D steps per G step
+    ema_half_life_images: float = 10_000.0  # 0 disables EMA of G
+    log_every_steps: int = 50
+    checkpoint_every_epochs: int = 1
+    sample_every_epochs: int = 1
+    eval_samples: int = 2_500
+    threads_per_worker: int = 1
+
+
+@dataclass
+class RayConfig:
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    max_failures: int = 0
+    storage_path: str = "ray_results"  # relative paths resolve against the working directory
+    num_to_keep: int = 2
+
+
+@dataclass
+class MlflowConfig:
+    experiment: str = "gan"
+    registered_model: str = "digits-dcgan"
+    # Run metric that decides the champion; None: the newest run wins (no image metric yet).
+    metric: Optional[str] = None
+    mode: str = "max"
+
+
+@dataclass
+class Config:
+    name: str = "dcgan-digits"  # Ray run name: re-running with the same name resumes
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict:
+        """Dotted key -> value, for MLflow params."""
+        out = {}
+        for section, values in self.to_dict().items():
+            if isinstance(values, dict):
+                out.update({f"{section}.{k}": v for k, v in values.items()})
+            else:
+                out[section] = values
+        return out
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(key, value, args[0])
+    if value is None:
+        raise ConfigError(key, f"must be a {typ.__name__}, got null")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, f"must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(key, f"must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(key, f"must be finite, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {typ} for {key}")  # a bug in this module
+
+
+def _apply(obj: Any, values: dict, prefix: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(prefix.rstrip("."), f"must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for k, v in values.items():
+        key = f"{prefix}{k}"
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(key, f"unknown key{hint}")
+        current = getattr(obj, k)
+        if dataclasses.is_dataclass(current):
+            _apply(current, v, f"{key}.")
+        else:
+            setattr(obj, k, _coerce(key, v, hints[k]))
+
+
+def _check(cfg: Config, check_paths: bool) -> None:
+    def one_of(key, value, allowed):
+        if value not in allowed:
+            raise ConfigError(key, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
+
+    def positive(key, value):
+        if value <= 0:
+            raise ConfigError(key, f"must be > 0, got {value!r}")
+
+    one_of("data.source", cfg.data.source, DATA_SOURCES)
+    one_of("model.family", cfg.model.family, MODEL_FAMILIES)
+    one_of("loss.name", cfg.loss.name, LOSS_NAMES)
+    one_of("model.g_norm", cfg.model.g_norm, NORMS)
+    one_of("model.d_norm", cfg.model.d_norm, NORMS)
+    one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
+    one_of("data.channels", cfg.data.channels, (1, 3))
+    for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
+                "model.d_width", "model.depth", "train.batch_size", "train.epochs", "train.lr_g",
+                "train.lr_d", "train.n_critic", "train.log_every_steps",
+                "train.checkpoint_every_epochs", "train.sample_every_epochs", "train.eval_samples",
+                "train.threads_per_worker", "ray.num_workers", "ray.cpus_per_worker",
+                "ray.num_to_keep", "loss.r1_interval"):
+        section, name = key.split(".")
+        positive(key, getattr(getattr(cfg, section), name))
+    for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures"):
+        section, name = key.split(".")
+        if getattr(getattr(cfg, section), name) < 0:
+            raise ConfigError(key, "must be >= 0")
+    for key in ("train.beta1", "train.beta2"):
+        if not 0 <= getattr(cfg.train, key.split(".")[1]) < 1:
+            raise ConfigError(key, "must be in [0, 1)")
+    toy = cfg.data.source in TOY_SOURCES
+    if toy and cfg.model.family != "mlp":
+        raise ConfigError("model.family", f"toy source '{cfg.data.source}' needs family 'mlp'")
+    if not toy and cfg.model.family == "mlp" and cfg.data.image_size > 64:
+        raise ConfigError("data.image_size", "the MLP family is for toys and images up to 64x64")
+    if cfg.model.family == "digit_cnn" and cfg.data.image_size != 28:
+        raise ConfigError("data.image_size", "family 'digit_cnn' generates 28x28 images; set 28")
+    if cfg.model.family == "dcgan" and (cfg.data.image_size % 4 or cfg.data.image_size < 8):
+        raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
+    if cfg.data.source in ("mnist", "image_folder", "parquet") and not cfg.data.path:
+        raise ConfigError("data.path", f"source '{cfg.data.source}' needs a path")
+    if check_paths and cfg.data.path and cfg.data.source in ("mnist", "image_folder", "parquet"):
+        if not Path(os.path.expanduser(cfg.data.path)).exists():
+            raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
+    if cfg.loss.gp_weight > 0 and cfg.loss.r1_gamma > 0:
+        raise ConfigError("loss.r1_gamma", "use either loss.gp_weight or loss.r1_gamma, not both")
+    if not cfg.name or "/" in cfg.name:
+        raise ConfigError("name", f"must be a non-empty name without '/', got {cfg.name!r}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.lr_g=1e-3` -> ("train.lr_g", 0.001); values parse as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(text, "an override must look like key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            _merge(a[k], v)
+        else:
+            a[k] = v
+    return a
+
+
+def from_dict(values: dict, check_paths: bool = True) -> Config:
+    """A validated Config; check_paths=False where the data need not be present (a loaded model)."""
+    cfg = Config()
+    _apply(cfg, values or {}, "")
+    _check(cfg, check_paths)
+    return cfg
+
+
+
+def load_config(path: Optional[str] = None, overrides: tuple[str, ...] | list[str] = ()) -> Config:
+    """Defaults <- YAML file <- `key=value` overrides, then validation."""
+    values: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("--config", f"no such file: {path}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError("--config", f"{path} is not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("--config", f"{path} must hold a mapping at the top level")
+        values = loaded or {}
+    for text in overrides:
+        key, value = parse_override(text)
+        values = _merge(values, _nest(key, value))
+    return from_dict(values)

@@ -1,0 +1,31 @@
+"""Model registry: a family name maps to a builder (cfg, sample shape) -> (G, D)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from . import dcgan, digit_cnn, mlp
+from .layers import Generator
+
+FAMILIES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
+    "mlp": mlp.build,
+    "digit_cnn": digit_cnn.build,
+    "dcgan": dcgan.build,
+}
+
+
+def sample_shape(cfg) -> tuple[int, ...]:
+    """Shape of one sample: (D,) for toy points, (C, H, W) for images."""
+    from ..config import TOY_SOURCES
+
+    if cfg.data.source in TOY_SOURCES:
+        return (1,) if cfg.data.source == "gaussian_1d" else (2,)
+    return (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+
+
+def build_models(cfg) -> tuple[Generator, nn.Module]:
+    return FAMILIES[cfg.model.family](cfg, sample_shape(cfg))
+
+
+__all__ = ["FAMILIES", "Generator", "build_models", "sample_shape"]

@@ -1,0 +1,64 @@
+"""DCGAN: transposed-conv generator and strided-conv discriminator for square images whose side
+is 4 * 2^k or 7 * 2^k style multiples of 4 (8, 16, 28, 32, 64, ...)."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .layers import Generator, dcgan_init, maybe_spectral, norm2d
+
+
+def _num_halvings(size: int) -> int:
+    """Halve the side while it stays even and >= 4 after halving: 16 -> 2 (4x4), 28 -> 2 (7x7)."""
+    n = 0
+    while size % 2 == 0 and size // 2 >= 4:
+        size //= 2
+        n += 1
+    return n
+
+
+class DCGANGenerator(Generator):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str):
+        super().__init__()
+        self.z_dim = z_dim
+        n = _num_halvings(size)
+        self.base, self.c0 = size >> n, width * 2 ** (n - 1)
+        self.fc = nn.Linear(z_dim, self.c0 * self.base**2)
+        layers: list[nn.Module] = [norm2d(norm, self.c0), nn.ReLU()]
+        c = self.c0
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=norm != "batch"),
+                       norm2d(norm, c // 2), nn.ReLU()]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.fc(z).view(z.shape[0], self.c0, self.base, self.base))
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, channels: int, size: int, width: int, norm: str):
+        super().__init__()
+        n = _num_halvings(size)
+        layers: list[nn.Module] = []
+        c_in, c = channels, width
+        for i in range(n):
+            layers += [maybe_spectral(nn.Conv2d(c_in, c, 4, 2, 1), norm)]
+            if i > 0:  # no norm on the first layer, as in the paper
+                layers.append(norm2d(norm, c))
+            layers.append(nn.LeakyReLU(0.2))
+            c_in, c = c, c * 2
+        base = size >> n
+        layers += [nn.Flatten(), maybe_spectral(nn.Linear(c_in * base * base, 1), norm)]
+        self.net = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).squeeze(1)
+
+
+def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    m, (c, size) = cfg.model, (shape[0], shape[1])
+    return (DCGANGenerator(m.z_dim, c, size, m.g_width, m.g_norm),
+            DCGANDiscriminator(c, size, m.d_width, m.d_norm))

@@ -1,0 +1,51 @@
+"""Small building blocks shared by the model families."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Unpool2x2(nn.Module):
+    """Zero-insertion unpooling: each value goes to the top-left of a 2x2 block, zeros elsewhere
+    (the 'unpooling' of Dosovitskiy et al.; the following conv fills the gaps)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        out = x.new_zeros(n, c, h, 2, w, 2)
+        out[:, :, :, 0, :, 0] = x
+        return out.view(n, c, 2 * h, 2 * w)
+
+
+def norm2d(kind: str, channels: int) -> nn.Module:
+    """Normalisation after a conv; spectral norm is applied to the conv itself (see conv2d)."""
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.Identity()
+
+
+def norm1d(kind: str, features: int) -> nn.Module:
+    return nn.BatchNorm1d(features) if kind == "batch" else nn.Identity()
+
+
+def maybe_spectral(module: nn.Module, kind: str) -> nn.Module:
+    return nn.utils.parametrizations.spectral_norm(module) if kind == "spectral" else module
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) weights as in the DCGAN paper; BatchNorm scale around 1."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    """Base class: every generator maps z (N, z_dim) to samples in the data range [-1, 1]."""
+
+    z_dim: int
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+        # drawn on the CPU so a seeded CPU generator gives the same z on every device
+        return torch.randn(n, self.z_dim, generator=generator).to(device)

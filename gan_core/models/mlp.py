@@ -1,0 +1,47 @@
+"""Vanilla GAN: MLP generator and discriminator, for the 1-D/2-D toys (and flattened images)."""
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from .layers import Generator, maybe_spectral, norm1d
+
+
+def _mlp(sizes: list[int], act: nn.Module, norm: str, sn: str) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [maybe_spectral(nn.Linear(a, b), sn), norm1d(norm, b), act]
+    return layers
+
+
+class MLPGenerator(Generator):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], width: int, depth: int, norm: str):
+        super().__init__()
+        self.z_dim, self.out_shape = z_dim, tuple(out_shape)
+        out = math.prod(out_shape)
+        body = _mlp([z_dim] + [width] * depth, nn.ReLU(), norm, "none")
+        head: list[nn.Module] = [nn.Linear(width, out)]
+        if len(out_shape) > 1:  # images live in [-1, 1]; toy points are unbounded
+            head.append(nn.Tanh())
+        self.net = nn.Sequential(*body, *head)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, norm: str):
+        super().__init__()
+        # BatchNorm in a toy D couples samples in a batch; only spectral norm is honoured here.
+        body = _mlp([math.prod(in_shape)] + [width] * depth, nn.LeakyReLU(0.2), "none", norm)
+        self.net = nn.Sequential(*body, nn.Linear(width, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    m = cfg.model
+    return (MLPGenerator(m.z_dim, shape, m.g_width, m.depth, m.g_norm),
+            MLPDiscriminator(shape, m.d_width, m.depth, m.d_norm))

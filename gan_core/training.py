@@ -1,0 +1,152 @@
+"""The alternating GAN update as a list of phases over given modules and optimizers.
+
+A step runs each phase whose interval divides the step index: D every step, the lazy R1
+regulariser every `r1_interval` steps, G every `n_critic` steps. G and D may be wrapped in
+DistributedDataParallel (separately); the G phase keeps D's gradients out of the all-reduce.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .config import LossConfig
+from .ema import ema_beta, ema_update
+from .losses import get_loss, gradient_penalty, r1_penalty
+
+BCE_LOSSES = ("minimax", "nonsaturating")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # "D", "D_reg" or "G"
+    interval: int  # runs on steps where step % interval == 0
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+def requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def no_sync(module: nn.Module):
+    return module.no_sync() if hasattr(module, "no_sync") else contextlib.nullcontext()
+
+
+class GANTraining:
+    """Holds G, D, G_ema and their optimizers; `step` runs the phases due at a step index."""
+
+    def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
+                 opt_d: torch.optim.Optimizer, loss: LossConfig, n_critic: int = 1,
+                 ema_half_life_images: float = 0.0, global_batch: int = 1):
+        self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
+        self.loss_cfg = loss
+        self.loss = get_loss(loss.name)
+        self.G_ema = copy.deepcopy(unwrap(G)).eval() if ema_half_life_images > 0 else None
+        if self.G_ema is not None:
+            requires_grad(self.G_ema, False)
+        self.ema_beta = ema_beta(global_batch, ema_half_life_images)
+        self.global_batch = global_batch
+        self.phases = [Phase("D", 1)]
+        if loss.r1_gamma > 0:
+            self.phases.append(Phase("D_reg", loss.r1_interval))
+        self.phases.append(Phase("G", n_critic))
+        self.step_index = 0
+        self.images_seen = 0
+
+    @property
+    def generator(self) -> nn.Module:
+        """The generator to sample from: the EMA copy when there is one."""
+        return self.G_ema if self.G_ema is not None else unwrap(self.G)
+
+    def _z(self, n: int, gen: torch.Generator | None, device) -> Tensor:
+        return unwrap(self.G).sample_z(n, gen, device)
+
+    def step(self, real: Tensor, z_gen: torch.Generator | None = None) -> dict[str, Tensor]:
+        """One step on a batch of real samples; returns detached metric tensors (no host sync)."""
+        out: dict[str, Tensor] = {}
+        for phase in self.phases:
+            if self.step_index % phase.interval == 0:
+                out.update(getattr(self, f"_phase_{phase.name.lower()}")(real, z_gen))
+        self.step_index += 1
+        self.images_seen += self.global_batch
+        return out
+
+    def _phase_d(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+        with torch.no_grad():
+            fake = self.G(self._z(real.shape[0], z_gen, real.device))
+        self.opt_d.zero_grad(set_to_none=True)
+        real_logits, fake_logits = self.D(real), self.D(fake)
+        loss = self.loss.d(real_logits, fake_logits)
+        out = {"d_loss": loss.detach()}
+        if self.loss_cfg.gp_weight > 0:
+            gp = gradient_penalty(self.D, real, fake)
+            loss = loss + self.loss_cfg.gp_weight * gp
+            out["gp"] = gp.detach()
+        loss.backward()
+        self.opt_d.step()
+        out.update(self._d_outputs(real_logits.detach(), fake_logits.detach()))
+        return out
+
+    def _d_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+        """D's mean output: a probability for the BCE losses, the raw score otherwise."""
+        f = torch.sigmoid if self.loss_cfg.name in BCE_LOSSES else (lambda t: t)
+        return {"d_real": f(real_logits).mean(), "d_fake": f(fake_logits).mean()}
+
+    def _phase_d_reg(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+        real = real.detach().requires_grad_(True)
+        penalty = r1_penalty(self.D(real), real)
+        self.opt_d.zero_grad(set_to_none=True)
+        # lazy regularisation: scale by the interval so the expected gradient is unchanged
+        (penalty * (self.loss_cfg.r1_gamma / 2) * self.loss_cfg.r1_interval).backward()
+        self.opt_d.step()
+        return {"r1": penalty.detach()}
+
+    def _phase_g(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+        requires_grad(self.D, False)
+        try:
+            self.opt_g.zero_grad(set_to_none=True)
+            fake = self.G(self._z(real.shape[0], z_gen, real.device))
+            with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
+                loss = self.loss.g(self.D(fake))
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            requires_grad(self.D, True)
+        if self.G_ema is not None:
+            ema_update(self.G_ema, unwrap(self.G), self.ema_beta)
+        return {"g_loss": loss.detach()}
+
+    def state_dict(self) -> dict:
+        return {
+            "G": unwrap(self.G).state_dict(),
+            "D": unwrap(self.D).state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step_index": self.step_index,
+            "images_seen": self.images_seen,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.G).load_state_dict(state["G"])
+        unwrap(self.D).load_state_dict(state["D"])
+        if self.G_ema is not None and state["G_ema"] is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step_index = state["step_index"]
+        self.images_seen = state["images_seen"]
+
+
+def make_optimizers(G: nn.Module, D: nn.Module, train) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    betas = (train.beta1, train.beta2)
+    return (torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
+            torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas))

@@ -1,0 +1,1 @@
+"""Entry points and the only code that touches Ray and MLflow."""

@@ -1,0 +1,96 @@
+"""The driver side of a training run: Ray cluster, MLflow run, TorchTrainer, model registry."""
+from __future__ import annotations
+
+import sys
+
+import mlflow
+import ray
+import ray.train
+from mlflow.tracking import MlflowClient
+from ray.train.torch import TorchTrainer
+
+from gan_core.checkpoint import load_state
+from gan_core.config import Config, ConfigError
+from gan_core.data import ArrayData
+from pipelines.datasets import to_ray_dataset
+from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri, update_champion
+from pipelines.worker import train_loop
+
+
+def _check_resources(cfg: Config) -> None:
+    """Fail fast instead of waiting forever for workers the cluster cannot place."""
+    total = ray.cluster_resources()
+    need_cpu = cfg.ray.num_workers * cfg.ray.cpus_per_worker
+    if total.get("CPU", 0) < need_cpu:
+        raise ConfigError("ray.num_workers", f"{cfg.ray.num_workers} workers x "
+                          f"{cfg.ray.cpus_per_worker} CPU need {need_cpu} CPUs; the cluster has "
+                          f"{total.get('CPU', 0):g} (lower ray.cpus_per_worker or the worker count)")
+    if cfg.ray.use_gpu and total.get("GPU", 0) < cfg.ray.num_workers:
+        raise ConfigError("ray.use_gpu", f"{cfg.ray.num_workers} workers need as many GPUs; "
+                          f"the cluster has {total.get('GPU', 0):g}")
+
+
+def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str) -> TorchTrainer:
+    return TorchTrainer(
+        train_loop,
+        train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+            resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=cfg.name, storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.ray.num_to_keep)),
+        datasets={"train": dataset},
+    )
+
+
+def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    ray.init()
+    try:
+        _check_resources(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    run_id, resumed = start_or_resume_run(
+        client, cfg.mlflow.experiment, cfg.name, cfg.flat(),
+        tags={"data": data.description, "ray.storage_path": storage})
+    print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
+    dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels)
+    try:
+        result = make_trainer(cfg, dataset, uri, run_id, storage).fit()
+    except Exception as e:
+        client.set_tag(run_id, "failure", str(e)[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise
+    if result.metrics.get("diverged"):
+        reason = result.metrics.get("reason", "diverged")
+        client.set_tag(run_id, "failure", reason[:5000])
+        client.set_terminated(run_id, "FAILED")
+        kept = result.checkpoint.path if result.checkpoint else "none"
+        print(f"error: training diverged; stopped. {reason}\nlast good checkpoint: {kept}",
+              file=sys.stderr)
+        return 1
+    return _register(cfg, client, run_id, result)
+
+
+def _register(cfg: Config, client: MlflowClient, run_id: str, result) -> int:
+    with result.checkpoint.as_directory() as d:
+        state = load_state(d)["training"]
+    g_state = state["G_ema"] if state["G_ema"] is not None else state["G"]
+    info = log_generator(run_id, g_state, cfg.to_dict(), cfg.mlflow.registered_model)
+    version = info.registered_model_version
+    moved, reason = update_champion(client, cfg.mlflow.registered_model, version,
+                                    cfg.mlflow.metric, cfg.mlflow.mode)
+    client.set_tag(run_id, "champion", f"{moved}: {reason}")
+    client.set_terminated(run_id, "FINISHED")
+    name = cfg.mlflow.registered_model
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}
+    print(f"final metrics: {shown}")
+    print(f"registered {name} v{version}; champion {'moved to' if moved else 'stays, not'} "
+          f"v{version}: {reason}")
+    print(f"samples: python pipelines/generate.py --model models:/{name}@champion --n 64 --out grid.png")
+    return 0

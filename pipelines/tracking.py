@@ -1,0 +1,101 @@
+"""MLflow helpers: the tracking URI convention, run start/resume, model logging and the champion.
+
+Only the driver and rank 0 call these (SQLite tolerates one writer)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+RUN_NAME_TAG = "gan.run_name"
+CHAMPION = "champion"
+MODEL_CODE = str(Path(__file__).with_name("gan_model.py"))
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else an SQLite file in the working directory; relative SQLite
+    paths become absolute so Ray workers (other working directories) write to the same file."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def start_or_resume_run(client: MlflowClient, experiment: str, run_name: str, params: dict,
+                        tags: dict) -> tuple[str, bool]:
+    """The MLflow run for a Ray run name: the existing one when resuming, else a new one."""
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return run_id, True
+    run = client.create_run(exp_id, run_name=run_name, tags={RUN_NAME_TAG: run_name, **tags})
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, "null" if value is None else value)
+    return run.info.run_id, False
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+    client.log_batch(run_id, metrics=batch, synchronous=True)
+
+
+def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: str):
+    """Log G (weights + config, loaded pickle-free by gan_model.py) and register a new version."""
+    import torch
+
+    z_dim = cfg_dict["model"]["z_dim"]
+    with tempfile.TemporaryDirectory() as tmp:
+        weights, config = Path(tmp, "generator.pt"), Path(tmp, "config.json")
+        torch.save(g_state, weights)
+        config.write_text(json.dumps(cfg_dict))
+        example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
+        with mlflow.start_run(run_id=run_id):
+            return mlflow.pyfunc.log_model(
+                name="generator", python_model=MODEL_CODE, input_example=example,
+                artifacts={"weights": str(weights), "config": str(config)},
+                registered_model_name=registered_name)
+
+
+def _metric_of_version(client: MlflowClient, version, metric: str) -> Optional[float]:
+    return client.get_run(version.run_id).data.metrics.get(metric)
+
+
+def update_champion(client: MlflowClient, name: str, version: str, metric: Optional[str],
+                    mode: str) -> tuple[bool, str]:
+    """Point alias `champion` at `version` if it beats the current champion on `metric`
+    (no metric: the newest version wins). Returns (moved, reason)."""
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    new = client.get_model_version(name, version)
+    if current is None:
+        reason = "no champion yet"
+    elif metric is None:
+        reason = "no quality metric configured: the newest run wins"
+    else:
+        mine, theirs = _metric_of_version(client, new, metric), _metric_of_version(client, current, metric)
+        if mine is None or not np.isfinite(mine):
+            return False, f"this run has no finite '{metric}'; champion stays v{current.version}"
+        better = theirs is None or (mine > theirs if mode == "max" else mine < theirs)
+        if not better:
+            return False, f"{metric}={mine:.4g} does not beat champion v{current.version} ({theirs:.4g})"
+        reason = f"{metric}={mine:.4g} beats champion v{current.version} ({theirs})"
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return True, reason

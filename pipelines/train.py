@@ -1,0 +1,68 @@
+"""Train a GAN on Ray: Ray Data shards the dataset to Ray Train workers running DDP; MLflow tracks
+the run and registers the generator.
+
+    python pipelines/train.py [--config tune_configs/NAME.yaml] [--set key=value ...]
+        [--num-workers N] [--use-gpu] [--experiment NAME] [--name RUN_NAME]
+
+Re-running with the same --name resumes that run from its last checkpoint."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gan_core.config import Config, ConfigError, load_config
+from gan_core.data import DataError, load_source
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="YAML run config (default: the embedded DCGAN-on-digits job)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.lr_g=1e-4 (repeatable)")
+    p.add_argument("--num-workers", type=int, help="training workers (ray.num_workers)")
+    p.add_argument("--use-gpu", action="store_true", help="one GPU per worker, NCCL")
+    p.add_argument("--experiment", help="MLflow experiment (mlflow.experiment)")
+    p.add_argument("--name", help="run name; re-use it to resume (default: config name + time)")
+    return p.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    overrides = list(args.overrides)
+    if args.num_workers is not None:
+        overrides.append(f"ray.num_workers={args.num_workers}")
+    if args.use_gpu:
+        overrides.append("ray.use_gpu=true")
+    if args.experiment:
+        overrides.append(f"mlflow.experiment={args.experiment}")
+    cfg = load_config(args.config, overrides)
+    cfg.name = args.name or f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return cfg
+
+
+def storage_path(cfg: Config) -> str:
+    path = cfg.ray.storage_path
+    return path if "://" in path else str(Path(path).expanduser().resolve())
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = resolve_config(args)
+        data = load_source(cfg.data, seed=cfg.seed)
+        per_worker = len(data.x) // cfg.ray.num_workers
+        if per_worker < cfg.train.batch_size:
+            raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is more than the "
+                              f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"data: {data.description}")
+    from pipelines.run import run_training  # Ray and MLflow start only after the input is valid
+
+    return run_training(cfg, data, storage_path(cfg))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The Ray Train worker loop: G and D wrapped as separate DDP modules, alternating updates,
+a checkpoint through `ray.train.report`, metrics and samples to MLflow from rank 0 only."""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+from mlflow.tracking import MlflowClient
+
+from gan_core.checkpoint import load_state, save_state
+from gan_core.config import from_dict
+from gan_core.evaluation import quality_metrics, sample, save_figure
+from gan_core.models import build_models
+from gan_core.training import GANTraining, make_optimizers
+from pipelines.tracking import log_metrics
+
+
+def _any_rank(flag: bool, device) -> bool:
+    """True when `flag` is true on any rank; every rank must call this at the same point."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL needs a device tensor
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def _finite_params(module: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+class _RankZeroLog:
+    """MLflow logging for rank 0; a tracking failure warns instead of stopping training."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.client, self.run_id = MlflowClient(uri), run_id
+
+    def metrics(self, values: dict, step: int) -> None:
+        self._safe(log_metrics, self.client, self.run_id, values, step)
+
+    def artifact(self, path: str, folder: str) -> None:
+        self._safe(self.client.log_artifact, self.run_id, path, folder)
+
+    @staticmethod
+    def _safe(fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # logging must never cost the training run
+            warnings.warn(f"MLflow logging failed, training goes on: {e}")
+
+
+def train_loop(config: dict) -> None:
+    cfg = from_dict(config["cfg"], check_paths=False)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    device = ray.train.torch.get_device()
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    G, D = build_models(cfg)
+    G = ray.train.torch.prepare_model(G)
+    # D runs two forwards (real, fake) before one backward: no buffer broadcast between them
+    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"broadcast_buffers": False})
+    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+                     cfg.train.ema_half_life_images, cfg.train.batch_size * world)
+    if tr.G_ema is not None:
+        tr.G_ema.to(device)
+
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            state = load_state(d, map_location=device)
+        tr.load_state_dict(state["training"])
+        start_epoch = state["epoch"]
+
+    log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
+    shard = ray.train.get_dataset_shard("train")
+    t = cfg.train
+    for epoch in range(start_epoch, t.epochs):
+        # z depends only on (seed, rank, epoch): resuming at an epoch boundary replays it exactly
+        z_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank * 10_007 + epoch)
+        last: dict[str, torch.Tensor] = {}
+        window_start, window_steps = time.perf_counter(), 0
+        for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
+                                              local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
+                                              local_shuffle_seed=cfg.seed + epoch):
+            last.update(tr.step(batch["x"], z_gen))
+            window_steps += 1
+            if tr.step_index % t.log_every_steps:
+                continue
+            values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
+            if _any_rank(not all(math.isfinite(v) for v in values.values()), device):
+                return _stop_diverged(log, values, tr.step_index)
+            elapsed = time.perf_counter() - window_start
+            values["images_per_s"] = window_steps * tr.global_batch / elapsed
+            values["images_seen"] = tr.images_seen
+            if log:
+                log.metrics(values, tr.step_index)
+            window_start, window_steps = time.perf_counter(), 0
+
+        if _any_rank(not _finite_params(G), device):
+            return _stop_diverged(log, {k: v.item() for k, v in last.items()}, tr.step_index)
+        done = epoch + 1 == t.epochs
+        report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen,
+                  "diverged": False}
+        if rank == 0 and (done or (epoch + 1) % t.sample_every_epochs == 0):
+            report.update(_evaluate(cfg, tr, log, device, epoch + 1))
+        if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
+            _report_with_checkpoint(report, tr, epoch + 1, rank)
+        else:
+            ray.train.report(report)
+
+
+def _evaluate(cfg, tr: GANTraining, log: _RankZeroLog, device, epoch: int) -> dict:
+    n = cfg.train.eval_samples
+    samples = sample(tr.generator, n, seed=cfg.seed, device=device)
+    metrics = quality_metrics(cfg.data.source, samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
+        shown = samples if samples.ndim == 2 else samples[:64]
+        save_figure(cfg.data.source, shown, path, title=f"epoch {epoch}")
+        log.artifact(path, "samples")
+    log.metrics({**metrics, "epoch": epoch}, tr.step_index)
+    return metrics
+
+
+def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, rank: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if rank == 0:  # rank 0 alone writes; G and D are identical on every rank
+            save_state(tmp, {"training": tr.state_dict(), "epoch": epoch})
+        ckpt = ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+        ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"epoch_{epoch:05d}")
+
+
+def _stop_diverged(log: _RankZeroLog | None, values: dict, step: int) -> None:
+    reason = f"non-finite loss or weights at step {step}: {values}"
+    if log:
+        log.metrics({k: v for k, v in values.items() if math.isfinite(v)}, step)
+    ray.train.report({"diverged": True, "reason": reason})
