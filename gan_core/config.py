@@ -82,7 +82,7 @@ class TrainConfig:
 class RayConfig:
     num_workers: int = 2
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
+    cpus_per_worker: float = 0.5  # fractions leave CPUs to Ray Data on small machines
     max_failures: int = 0
     storage_path: str = "ray_results"  # relative paths resolve against the working directory
     num_to_keep: int = 2

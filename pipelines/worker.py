@@ -65,8 +65,8 @@ def train_loop(config: dict) -> None:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     G, D = build_models(cfg)
     G = ray.train.torch.prepare_model(G)
-    # D runs two forwards (real, fake) before one backward: no buffer broadcast between them
-    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"broadcast_buffers": False})
+    # D runs two forwards (real, fake) before one backward: no buffer sync between them
+    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
     tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
                      cfg.train.ema_half_life_images, cfg.train.batch_size * world)
