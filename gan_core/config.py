@@ -180,7 +180,7 @@ def _apply(obj: Any, values: dict, prefix: str) -> None:
 def _check(cfg: Config, check_paths: bool) -> None:
     def one_of(key, value, allowed):
         if value not in allowed:
-            raise ConfigError(key, f"unknown value {value!r}; choose one of {', '.join(allowed)}")
+            raise ConfigError(key, f"unknown value {value!r}; choose one of {', '.join(map(str, allowed))}")
 
     def positive(key, value):
         if value <= 0:

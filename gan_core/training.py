@@ -102,10 +102,15 @@ class GANTraining:
 
     def _phase_d_reg(self, real: Tensor, z_gen) -> dict[str, Tensor]:
         real = real.detach().requires_grad_(True)
-        penalty = r1_penalty(self.D(real), real)
+        real_logits = self.D(real)
+        penalty = r1_penalty(real_logits, real)
         self.opt_d.zero_grad(set_to_none=True)
-        # lazy regularisation: scale by the interval so the expected gradient is unchanged
-        (penalty * (self.loss_cfg.r1_gamma / 2) * self.loss_cfg.r1_interval).backward()
+        # lazy regularisation: scale by the interval so the expected gradient is unchanged.
+        # `0 * logits` gives every D parameter a (zero) gradient: R1 does not depend on e.g. the
+        # last layer's bias, and under DDP a parameter without a gradient leaves its bucket
+        # un-reduced (ranks silently diverge) and makes the next forward raise.
+        reg = penalty * (self.loss_cfg.r1_gamma / 2) * self.loss_cfg.r1_interval
+        (reg + 0 * real_logits.sum()).backward()
         self.opt_d.step()
         return {"r1": penalty.detach()}
 
@@ -144,6 +149,14 @@ class GANTraining:
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_index = state["step_index"]
         self.images_seen = state["images_seen"]
+
+
+def set_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                       lr_g: float, lr_d: float) -> None:
+    """Write learning rates into optimizers (after a restore, the config's rates win)."""
+    for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr
 
 
 def make_optimizers(G: nn.Module, D: nn.Module, train) -> tuple[torch.optim.Adam, torch.optim.Adam]:

@@ -13,6 +13,7 @@ from gan_core.checkpoint import load_state
 from gan_core.config import Config, ConfigError
 from gan_core.data import ArrayData
 from pipelines.datasets import to_ray_dataset
+from pipelines.run_marker import clear_divergence, read_divergence
 from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri, update_champion
 from pipelines.worker import train_loop
 
@@ -33,7 +34,8 @@ def _check_resources(cfg: Config) -> None:
 def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str) -> TorchTrainer:
     return TorchTrainer(
         train_loop,
-        train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id},
+        train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
+                           "storage": storage},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
             resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
@@ -60,14 +62,15 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
         tags={"data": data.description, "ray.storage_path": storage})
     print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
     dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels)
+    clear_divergence(storage, cfg.name)  # a resumed run starts from its last good checkpoint
     try:
         result = make_trainer(cfg, dataset, uri, run_id, storage).fit()
     except Exception as e:
         client.set_tag(run_id, "failure", str(e)[:5000])
         client.set_terminated(run_id, "FAILED")
         raise
-    if result.metrics.get("diverged"):
-        reason = result.metrics.get("reason", "diverged")
+    reason = read_divergence(storage, cfg.name)
+    if reason:
         client.set_tag(run_id, "failure", reason[:5000])
         client.set_terminated(run_id, "FAILED")
         kept = result.checkpoint.path if result.checkpoint else "none"

@@ -15,10 +15,14 @@ from pathlib import Path
 from gan_core.config import Config, ConfigError, load_config
 from gan_core.data import DataError, load_source
 
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "tune_configs" / "dcgan_digits.yaml"
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="YAML run config (default: the embedded DCGAN-on-digits job)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="YAML run config (default: tune_configs/dcgan_digits.yaml, DCGAN on the "
+                        "bundled digits)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.lr_g=1e-4 (repeatable)")
     p.add_argument("--num-workers", type=int, help="training workers (ray.num_workers)")

@@ -18,7 +18,8 @@ from gan_core.checkpoint import load_state, save_state
 from gan_core.config import from_dict
 from gan_core.evaluation import quality_metrics, sample, save_figure
 from gan_core.models import build_models
-from gan_core.training import GANTraining, make_optimizers
+from gan_core.training import GANTraining, make_optimizers, set_learning_rates
+from pipelines.run_marker import write_divergence
 from pipelines.tracking import log_metrics
 
 
@@ -79,6 +80,7 @@ def train_loop(config: dict) -> None:
         with checkpoint.as_directory() as d:
             state = load_state(d, map_location=device)
         tr.load_state_dict(state["training"])
+        set_learning_rates(opt_g, opt_d, cfg.train.lr_g, cfg.train.lr_d)
         start_epoch = state["epoch"]
 
     log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
@@ -98,7 +100,7 @@ def train_loop(config: dict) -> None:
                 continue
             values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
             if _any_rank(not all(math.isfinite(v) for v in values.values()), device):
-                return _stop_diverged(log, values, tr.step_index)
+                return _stop_diverged(config, log, values, tr.step_index)
             elapsed = time.perf_counter() - window_start
             values["images_per_s"] = window_steps * tr.global_batch / elapsed
             values["images_seen"] = tr.images_seen
@@ -107,10 +109,9 @@ def train_loop(config: dict) -> None:
             window_start, window_steps = time.perf_counter(), 0
 
         if _any_rank(not _finite_params(G), device):
-            return _stop_diverged(log, {k: v.item() for k, v in last.items()}, tr.step_index)
+            return _stop_diverged(config, log, {k: v.item() for k, v in last.items()}, tr.step_index)
         done = epoch + 1 == t.epochs
-        report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen,
-                  "diverged": False}
+        report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen}
         if rank == 0 and (done or (epoch + 1) % t.sample_every_epochs == 0):
             report.update(_evaluate(cfg, tr, log, device, epoch + 1))
         if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
@@ -140,8 +141,10 @@ def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, rank: in
         ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"epoch_{epoch:05d}")
 
 
-def _stop_diverged(log: _RankZeroLog | None, values: dict, step: int) -> None:
+def _stop_diverged(config: dict, log: _RankZeroLog | None, values: dict, step: int) -> None:
+    """Every rank stops at the same point; no checkpoint is written, so the last good one stays."""
     reason = f"non-finite loss or weights at step {step}: {values}"
     if log:
         log.metrics({k: v for k, v in values.items() if math.isfinite(v)}, step)
+        write_divergence(config["storage"], config["cfg"]["name"], reason)
     ray.train.report({"diverged": True, "reason": reason})

@@ -1,0 +1,49 @@
+"""Shared helpers: run the real entry points as a user would, against a throwaway MLflow store."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+# A fast 2-worker run on the 2-D grid: small data, few steps.
+FAST_GRID = ["--config", str(REPO / "tune_configs" / "grid_mlp.yaml"), "--num-workers", "2",
+             "--set", "data.num_samples=4096", "--set", "train.batch_size=128",
+             "--set", "train.log_every_steps=4"]
+
+
+class Workspace:
+    """A working directory with its own MLflow SQLite store and Ray storage."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.uri = f"sqlite:///{path / 'mlflow.db'}"
+        self.env = {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "RAY_AUTH_MODE": "token",
+                    "PYTHONUNBUFFERED": "1"}
+
+    def run(self, script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "pipelines" / script), *args],
+                              cwd=self.path, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def train(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return self.run("train.py", *args, "--set", f"ray.storage_path={self.path / 'ray'}",
+                        timeout=timeout)
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def explain(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}"
