@@ -153,6 +153,8 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             raise ConfigError(key, f"must be finite, got {value!r}")
         return float(value)
     if typ is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # `--set mlflow.experiment=2024` parses as a number
         if not isinstance(value, str):
             raise ConfigError(key, f"must be a string, got {value!r}")
         return value

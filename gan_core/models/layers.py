@@ -33,7 +33,9 @@ def dcgan_init(module: nn.Module) -> None:
     """N(0, 0.02) weights as in the DCGAN paper; BatchNorm scale around 1."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # under spectral norm `weight` is computed; initialise the stored original instead
+            parametrized = getattr(getattr(m, "parametrizations", None), "weight", None)
+            nn.init.normal_(parametrized.original if parametrized is not None else m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):

@@ -1,0 +1,152 @@
+"""GANTraining under DistributedDataParallel (gloo, 2 CPU processes), wrapped as the Ray worker
+wraps it: G and D as separate DDP modules, D with forward_sync_buffers=False. After a few steps
+on different data per rank, every rank must hold the same G and D parameters."""
+import datetime
+import inspect
+import json
+import os
+import socket
+import traceback
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from gan_core.config import load_config
+from gan_core.models import build_models
+from gan_core.training import GANTraining, make_optimizers
+
+WORLD = 2
+BATCH = 4
+STEPS = 5
+SMALL = ["model.family=dcgan", "data.image_size=8", "data.channels=1", "model.z_dim=8",
+         "model.g_width=8", "model.d_width=8", "model.g_norm=batch", "model.d_norm=batch",
+         f"train.batch_size={BATCH}"]
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                                reason="torch.distributed with gloo is not available")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _flat(modules) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for m in modules for p in m.parameters()])
+
+
+VARIANTS = {
+    "nonsaturating": [],
+    "wgan-gp": ["loss.name=wgan", "loss.gp_weight=10", "train.n_critic=2"],
+    "r1": ["loss.r1_gamma=1.0", "loss.r1_interval=2"],  # double backward under DDP
+    # at 16x16 D has a BatchNorm layer too (two forwards per D step, buffers not synced)
+    "r1-16px": ["data.image_size=16", "loss.r1_gamma=1.0", "loss.r1_interval=2"],
+}
+
+
+def _variant(rank: int, overrides: list) -> dict:
+    cfg = load_config(None, [*SMALL, *overrides, "train.ema_half_life_images=100"])
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank, as in the worker
+    G, D = build_models(cfg)
+    g_init, d_init = _flat([G]), _flat([D])
+    G = DDP(G)
+    D = DDP(D, forward_sync_buffers=False)  # as pipelines/worker.py wraps D
+    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+                     cfg.train.ema_half_life_images, BATCH * WORLD)
+    data_gen = torch.Generator().manual_seed(1000 + rank)  # different real data per rank
+    z_gen = torch.Generator().manual_seed(7 + 10_007 * rank)  # different z per rank
+    torch.manual_seed(500 + rank)  # gp interpolation weights differ per rank too
+    keys = []
+    for _ in range(STEPS):
+        size = cfg.data.image_size
+        real = torch.rand(BATCH, 1, size, size, generator=data_gen) * 2 - 1
+        out = tr.step(real, z_gen)
+        keys.append(sorted(out))
+        if not all(torch.isfinite(v).item() for v in out.values()):
+            raise RuntimeError(f"non-finite metrics {out}")
+
+    def across_ranks(t: torch.Tensor) -> tuple[bool, float]:
+        gathered = [torch.empty_like(t) for _ in range(WORLD)]
+        dist.all_gather(gathered, t)
+        diff = max((gathered[0] - g).abs().max().item() for g in gathered[1:])
+        return all(torch.equal(gathered[0], g) for g in gathered[1:]), diff
+
+    g_flat, d_flat = _flat([G.module]), _flat([D.module])
+    all_same, max_diff = across_ranks(torch.cat([g_flat, d_flat]))
+    g_same, _ = across_ranks(g_flat)
+    d_same, _ = across_ranks(d_flat)
+    ema_same, _ = across_ranks(_flat([tr.G_ema]))
+    # the local data differ, so identical parameters come from the gradient all-reduce only
+    real_same, _ = across_ranks(real.flatten())
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in D.module.modules())
+    return dict(ok=True, keys=keys, d_has_batchnorm=has_bn, identical=all_same, max_abs_diff=max_diff,
+                g_identical=g_same, d_identical=d_same, ema_identical=ema_same,
+                real_identical=real_same,
+                g_changed=not torch.equal(g_init, g_flat), d_changed=not torch.equal(d_init, d_flat))
+
+
+def _worker(rank: int, port: int, out_dir: str) -> None:
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    results = {}
+    try:
+        dist.init_process_group("gloo", rank=rank, world_size=WORLD,
+                                timeout=datetime.timedelta(seconds=60))
+        for name, overrides in VARIANTS.items():  # one spawn for all: starting processes is slow
+            try:
+                results[name] = _variant(rank, overrides)
+            except Exception:
+                results[name] = {"ok": False, "error": traceback.format_exc()}
+            dist.barrier()
+    except Exception:
+        results["_setup"] = {"ok": False, "error": traceback.format_exc()}
+    finally:
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+            json.dump(results, f)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    for r in results:
+        assert "_setup" not in r, r["_setup"]["error"]
+    return results
+
+
+def test_installed_ddp_has_forward_sync_buffers():
+    assert "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_ddp_ranks_stay_identical(ddp_results, variant):
+    per_rank = [r[variant] for r in ddp_results]
+    for rank, r in enumerate(per_rank):
+        assert r["ok"], f"rank {rank} failed in variant {variant}:\n{r.get('error')}"
+    r0 = per_rank[0]
+    assert per_rank[0]["keys"] == per_rank[1]["keys"]
+    assert not r0["real_identical"]
+    assert r0["g_changed"] and r0["d_changed"], r0
+    assert r0["g_identical"], f"G differs across ranks: {r0}"
+    assert r0["d_identical"], f"D differs across ranks: {r0}"
+    assert r0["identical"] and r0["max_abs_diff"] == 0.0
+    assert r0["ema_identical"]
+    overrides = VARIANTS[variant]
+    if "data.image_size=16" in overrides:
+        assert r0["d_has_batchnorm"]
+    if "loss.r1_gamma=1.0" in overrides:
+        assert ["r1" in k for k in r0["keys"]] == [True, False, True, False, True]
+    if "train.n_critic=2" in overrides:
+        assert ["g_loss" in k for k in r0["keys"]] == [True, False, True, False, True]
+        assert all("gp" in k for k in r0["keys"])
+    else:
+        assert all("g_loss" in k for k in r0["keys"])
