@@ -16,11 +16,16 @@ from typing import Any, Optional
 
 import yaml
 
-DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet")
+DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
+                "stacked_mnist")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
 MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
+# image metric -> the figures it logs
+METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
+                  "swd": ("swd",)}
+IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 
 
 class ConfigError(ValueError):
@@ -51,6 +56,7 @@ class ModelConfig:
     depth: int = 3  # hidden layers of the MLPs
     g_norm: str = "batch"
     d_norm: str = "batch"
+    pack: int = 1  # PacGAN: D judges `pack` samples jointly; 1 = off
 
 
 @dataclass
@@ -74,8 +80,17 @@ class TrainConfig:
     log_every_steps: int = 50
     checkpoint_every_epochs: int = 1
     sample_every_epochs: int = 1
-    eval_samples: int = 2_500
     threads_per_worker: int = 1
+
+
+@dataclass
+class EvalConfig:
+    # Evaluate every N images seen (0: at every sampling epoch). Toys always get their metrics.
+    every_images: int = 0
+    num_samples: int = 2_500  # generated samples per evaluation
+    metrics: list = field(default_factory=list)  # image metrics: fid, kid, is, pr, swd
+    evaluator: Optional[str] = None  # MLflow model URI of the feature net for image metrics
+    num_real: int = 2_000  # real images kept as the reference set
 
 
 @dataclass
@@ -105,6 +120,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
@@ -131,6 +147,12 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
         return _coerce(key, value, args[0])
     if value is None:
         raise ConfigError(key, f"must be a {typ.__name__}, got null")
+    if typ is list:  # a list of names; `--set eval.metrics=fid,kid` gives a string
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, f"must be a list of names, got {value!r}")
+        return value
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -198,7 +220,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
                 "model.d_width", "model.depth", "train.batch_size", "train.epochs", "train.lr_g",
                 "train.lr_d", "train.n_critic", "train.log_every_steps",
-                "train.checkpoint_every_epochs", "train.sample_every_epochs", "train.eval_samples",
+                "train.checkpoint_every_epochs", "train.sample_every_epochs", "eval.num_samples", "eval.num_real",
                 "train.threads_per_worker", "ray.num_workers", "ray.cpus_per_worker",
                 "ray.num_to_keep", "loss.r1_interval"):
         section, name = key.split(".")
@@ -219,15 +241,47 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("data.image_size", "family 'digit_cnn' generates 28x28 images; set 28")
     if cfg.model.family == "dcgan" and (cfg.data.image_size % 4 or cfg.data.image_size < 8):
         raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
-    if cfg.data.source in ("mnist", "image_folder", "parquet") and not cfg.data.path:
+    if cfg.model.pack < 1:
+        raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
+    if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
+        raise ConfigError("model.pack", f"packing is implemented for families 'mlp' and 'dcgan', "
+                                        f"not '{cfg.model.family}'; set model.pack=1")
+    if cfg.train.batch_size % cfg.model.pack:
+        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is not divisible by "
+                                              f"model.pack={cfg.model.pack}")
+    if cfg.data.source == "stacked_mnist" and cfg.data.channels != 3:
+        raise ConfigError("data.channels", "source 'stacked_mnist' stacks three digits as RGB; set 3")
+    if cfg.data.source in ("mnist", "stacked_mnist", "image_folder", "parquet") and not cfg.data.path:
         raise ConfigError("data.path", f"source '{cfg.data.source}' needs a path")
-    if check_paths and cfg.data.path and cfg.data.source in ("mnist", "image_folder", "parquet"):
+    if check_paths and cfg.data.path and cfg.data.source in ("mnist", "stacked_mnist", "image_folder",
+                                                             "parquet"):
         if not Path(os.path.expanduser(cfg.data.path)).exists():
             raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
+    for name in cfg.eval.metrics:
+        one_of("eval.metrics", name, IMAGE_METRICS)
+    if cfg.eval.metrics and toy:
+        raise ConfigError("eval.metrics", "image metrics need an image source; toys get theirs always")
+    if set(cfg.eval.metrics) - {"swd"} and not cfg.eval.evaluator:
+        raise ConfigError("eval.evaluator", f"metrics {cfg.eval.metrics} need a feature net: "
+                          "set an MLflow model URI such as models:/mnist-evaluator@champion")
+    if cfg.eval.every_images < 0:
+        raise ConfigError("eval.every_images", "must be >= 0")
+    if cfg.mlflow.metric is not None and cfg.mlflow.metric not in reported_metrics(cfg):
+        raise ConfigError("mlflow.metric", f"no evaluation reports {cfg.mlflow.metric!r}; this "
+                          f"config reports: {', '.join(reported_metrics(cfg)) or 'none'}")
     if cfg.loss.gp_weight > 0 and cfg.loss.r1_gamma > 0:
         raise ConfigError("loss.r1_gamma", "use either loss.gp_weight or loss.r1_gamma, not both")
     if not cfg.name or "/" in cfg.name:
         raise ConfigError("name", f"must be a non-empty name without '/', got {cfg.name!r}")
+
+
+def reported_metrics(cfg: Config) -> tuple[str, ...]:
+    """The quality metrics a run with this config logs (what mlflow.metric may name)."""
+    if cfg.data.source == "gaussian_1d":
+        return ("w1", "mean_error", "std_error")
+    if cfg.data.source in TOY_SOURCES:
+        return ("modes", "high_quality", "kl")
+    return tuple(out for m in cfg.eval.metrics for out in METRIC_OUTPUTS[m])
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -66,7 +66,8 @@ def get_loss(name: str) -> LossPair:
 
 def _grad_norm_sq(outputs: Tensor, inputs: Tensor) -> Tensor:
     (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1)
+    # one norm per D output: with PacGAN packing an output judges `pack` samples jointly
+    return grad.pow(2).reshape(outputs.shape[0], -1).sum(1)
 
 
 def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:

@@ -36,7 +36,7 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     elif src == "sklearn_digits":
         from gan_core.data.digits import load_digits
         data = load_digits()
-    elif src in ("mnist", "image_folder", "parquet"):
+    elif src in ("mnist", "stacked_mnist", "image_folder", "parquet"):
         if not cfg.path:
             raise ConfigError("data.path", f"source '{src}' needs a path")
         path = os.path.expanduser(cfg.path)
@@ -45,6 +45,9 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
         if src == "mnist":
             from gan_core.data.mnist_idx import load_mnist
             data = load_mnist(path)
+        elif src == "stacked_mnist":
+            from gan_core.data.stacked_mnist import load_stacked_mnist
+            data = load_stacked_mnist(path, cfg.num_samples, seed)
         elif src == "image_folder":
             from gan_core.data.image_folder import load_image_folder
             data = load_image_folder(path, cfg.channels)

@@ -37,12 +37,26 @@ class DCGANGenerator(Generator):
         return self.body(self.fc(z).view(z.shape[0], self.c0, self.base, self.base))
 
 
+def pack_images(x: Tensor, pack: int) -> Tensor:
+    """PacGAN: (N, C, H, W) -> (N/pack, pack*C, H, W); consecutive samples (0..pack-1), ... are
+    concatenated along channels."""
+    if x.shape[0] % pack:
+        raise ValueError(f"a batch of {x.shape[0]} samples is not divisible by the PacGAN "
+                         f"pack={pack}")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
+
+
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, width: int, norm: str):
+    """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits."""
+
+    def __init__(self, channels: int, size: int, width: int, norm: str, pack: int = 1):
         super().__init__()
+        if pack < 1:
+            raise ValueError(f"pack must be >= 1, got {pack}")
+        self.pack = pack
         n = _num_halvings(size)
         layers: list[nn.Module] = []
-        c_in, c = channels, width
+        c_in, c = channels * pack, width
         for i in range(n):
             layers += [maybe_spectral(nn.Conv2d(c_in, c, 4, 2, 1), norm)]
             if i > 0:  # no norm on the first layer, as in the paper
@@ -55,10 +69,12 @@ class DCGANDiscriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.pack > 1:
+            x = pack_images(x, self.pack)
         return self.net(x).squeeze(1)
 
 
 def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     m, (c, size) = cfg.model, (shape[0], shape[1])
     return (DCGANGenerator(m.z_dim, c, size, m.g_width, m.g_norm),
-            DCGANDiscriminator(c, size, m.d_width, m.d_norm))
+            DCGANDiscriminator(c, size, m.d_width, m.d_norm, m.pack))

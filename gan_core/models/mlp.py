@@ -31,17 +31,27 @@ class MLPGenerator(Generator):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, norm: str):
+    """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits."""
+
+    def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, norm: str, pack: int = 1):
         super().__init__()
+        if pack < 1:
+            raise ValueError(f"pack must be >= 1, got {pack}")
+        self.pack = pack
         # BatchNorm in a toy D couples samples in a batch; only spectral norm is honoured here.
-        body = _mlp([math.prod(in_shape)] + [width] * depth, nn.LeakyReLU(0.2), "none", norm)
+        body = _mlp([math.prod(in_shape) * pack] + [width] * depth, nn.LeakyReLU(0.2), "none", norm)
         self.net = nn.Sequential(*body, nn.Linear(width, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x.flatten(1)).squeeze(1)
+        x = x.flatten(1)
+        if x.shape[0] % self.pack:
+            raise ValueError(f"a batch of {x.shape[0]} samples is not divisible by the PacGAN "
+                             f"pack={self.pack}")
+        # consecutive samples (0..pack-1), (pack..2*pack-1), ... are concatenated
+        return self.net(x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1])).squeeze(1)
 
 
 def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     m = cfg.model
     return (MLPGenerator(m.z_dim, shape, m.g_width, m.depth, m.g_norm),
-            MLPDiscriminator(shape, m.d_width, m.depth, m.d_norm))
+            MLPDiscriminator(shape, m.d_width, m.depth, m.d_norm, m.pack))

@@ -60,7 +60,7 @@ def test_overrides_parse_yaml_scalars():
         "train.lr_g=5E-5",
         "ray.cpus_per_worker=2",      # an int for a float field becomes a float
         "train.epochs=4.0",           # an integral float for an int field becomes an int
-        "mlflow.metric=fid",
+        "mlflow.experiment=exp-1",
         "name=  spaced-name",
     ])
     assert cfg.train.batch_size == 32 and type(cfg.train.batch_size) is int
@@ -71,7 +71,7 @@ def test_overrides_parse_yaml_scalars():
     assert cfg.train.lr_g == 5e-5 and type(cfg.train.lr_g) is float
     assert cfg.ray.cpus_per_worker == 2.0 and type(cfg.ray.cpus_per_worker) is float
     assert cfg.train.epochs == 4 and type(cfg.train.epochs) is int
-    assert cfg.mlflow.metric == "fid"
+    assert cfg.mlflow.experiment == "exp-1"
     assert cfg.name == "spaced-name"
 
 
@@ -195,7 +195,7 @@ def test_flat_has_dotted_keys():
     assert flat["seed"] == 0
     assert "train" not in flat and "model" not in flat
     sections = {k.split(".")[0] for k in flat if "." in k}
-    assert sections == {"data", "model", "loss", "train", "ray", "mlflow"}
+    assert sections == {"data", "model", "loss", "train", "eval", "ray", "mlflow"}
     assert all(not isinstance(v, dict) for v in flat.values())
     assert len(flat) == 2 + sum(len(v) for v in Config().to_dict().values() if isinstance(v, dict))
 
@@ -236,3 +236,22 @@ def test_numeric_value_for_a_string_key_becomes_a_string():
     assert load_config(None, ["mlflow.experiment=2024"]).mlflow.experiment == "2024"
     with pytest.raises(ConfigError, match="mlflow.experiment"):
         load_config(None, ["mlflow.experiment=true"])
+
+
+def test_eval_metrics_list_and_champion_metric_are_checked():
+    cfg = load_config(None, ["eval.metrics=fid,pr", "eval.evaluator=models:/ev@champion",
+                             "mlflow.metric=recall"])
+    assert cfg.eval.metrics == ["fid", "pr"] and cfg.mlflow.metric == "recall"
+    with pytest.raises(ConfigError, match="eval.metrics.*bogus"):
+        load_config(None, ["eval.metrics=fid,bogus", "eval.evaluator=x"])
+    with pytest.raises(ConfigError, match="eval.evaluator"):
+        load_config(None, ["eval.metrics=kid"])
+    assert load_config(None, ["eval.metrics=swd"]).eval.evaluator is None  # weight-free
+    with pytest.raises(ConfigError, match="mlflow.metric.*'fid'.*reports: swd"):
+        load_config(None, ["eval.metrics=swd", "mlflow.metric=fid"])
+    with pytest.raises(ConfigError, match="mlflow.metric.*modes, high_quality, kl"):
+        load_config(None, ["data.source=grid", "model.family=mlp", "mlflow.metric=w1"])
+    with pytest.raises(ConfigError, match="eval.metrics.*toys"):
+        load_config(None, ["data.source=grid", "model.family=mlp", "eval.metrics=swd"])
+    with pytest.raises(ConfigError, match="eval.metrics"):
+        load_config(None, ["eval.metrics={a: 1}"])
