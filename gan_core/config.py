@@ -24,7 +24,7 @@ LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
-                  "swd": ("swd",)}
+                  "swd": ("swd",), "modes": ("modes", "kl")}  # modes: Stacked MNIST's 1,000
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 
 
@@ -259,6 +259,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
             raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
     for name in cfg.eval.metrics:
         one_of("eval.metrics", name, IMAGE_METRICS)
+    if "modes" in cfg.eval.metrics and cfg.data.source != "stacked_mnist":
+        raise ConfigError("eval.metrics", "'modes' counts Stacked MNIST's 1,000 modes; the source "
+                          f"is {cfg.data.source!r}")
     if cfg.eval.metrics and toy:
         raise ConfigError("eval.metrics", "image metrics need an image source; toys get theirs always")
     if set(cfg.eval.metrics) - {"swd"} and not cfg.eval.evaluator:

@@ -9,6 +9,7 @@ from .config import TOY_SOURCES
 from .data.toys import toy_modes
 from .data.transforms import to_unit_range
 from .metrics import evaluate
+from .metrics.stacked_mnist import stacked_mnist_modes
 from .viz import save_image_grid, toy_plot
 
 
@@ -26,14 +27,33 @@ def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024) -> n
     return torch.cat(chunks).numpy()
 
 
-def quality_metrics(source: str, samples: np.ndarray) -> dict:
-    """The toy metrics for toy sources; images get theirs from the evaluation metrics later."""
-    if source not in TOY_SOURCES:
-        return {}
-    centres, std = toy_modes(source)
-    if source == "gaussian_1d":
-        return evaluate("gaussian_1d", samples, mean=float(centres[0, 0]), std=std)
-    return evaluate("modes", samples, centres=centres, std=std)
+# what each image metric needs besides the samples
+_NEEDS = {"fid": ("real", "net"), "kid": ("real", "net"), "is": ("net",), "pr": ("real", "net"),
+          "swd": ("real",), "modes": ("net",)}
+
+
+def _stacked_modes(samples, net) -> dict:
+    """Stacked MNIST: the feature net's digit on each channel names one of 1,000 modes."""
+    from .metrics.features import extract
+
+    return stacked_mnist_modes(samples, lambda x: extract(net, x)[1].argmax(1))
+
+
+def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net=None) -> dict:
+    """The toy metrics for toy sources; for images the named metrics (fid, kid, is, pr, swd)
+    against `real` reference images with the feature net `net`."""
+    if source in TOY_SOURCES:
+        centres, std = toy_modes(source)
+        if source == "gaussian_1d":
+            return evaluate("gaussian_1d", samples, mean=float(centres[0, 0]), std=std)
+        return evaluate("modes", samples, centres=centres, std=std)
+    given = {"real": real, "net": net}
+    out: dict = {}
+    for name in metrics:
+        kwargs = {k: given[k] for k in _NEEDS[name]}
+        out.update(_stacked_modes(samples, **kwargs) if name == "modes" else
+                   evaluate(name, samples, **kwargs))
+    return out
 
 
 def save_figure(source: str, samples: np.ndarray, path: str, title: str = "") -> str:

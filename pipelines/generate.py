@@ -32,19 +32,17 @@ def main(argv=None) -> int:
         print(f"error: --n must be positive, got {args.n}", file=sys.stderr)
         return 2
     import mlflow
-    from mlflow.exceptions import MlflowException
 
-    from pipelines.tracking import tracking_uri
+    from pipelines.tracking import load_generator, tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:
-        model = mlflow.pyfunc.load_model(args.model)
-    except (MlflowException, OSError) as e:
-        print(f"error: cannot load model {args.model!r} from {tracking_uri()}: {e}", file=sys.stderr)
+        gen = load_generator(args.model)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    gen = model.unwrap_python_model()
     z = np.random.default_rng(args.seed).standard_normal((args.n, gen.G.z_dim)).astype(np.float32)
-    samples = model.predict(z)
+    samples = gen.model.predict(z)
     source = gen.cfg.data.source
     save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}")
     print(f"wrote {args.out} ({args.n} samples of shape {samples.shape[1:]})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 import mlflow
+import numpy as np
 import ray
 import ray.train
 from mlflow.tracking import MlflowClient
@@ -12,6 +13,7 @@ from ray.train.torch import TorchTrainer
 from gan_core.checkpoint import load_state
 from gan_core.config import Config, ConfigError
 from gan_core.data import ArrayData
+from gan_core.data.transforms import preprocess_images
 from pipelines.datasets import to_ray_dataset
 from pipelines.run_marker import clear_divergence, read_divergence
 from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri, update_champion
@@ -31,11 +33,12 @@ def _check_resources(cfg: Config) -> None:
                           f"the cluster has {total.get('GPU', 0):g}")
 
 
-def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str) -> TorchTrainer:
+def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str,
+                 eval_inputs: dict) -> TorchTrainer:
     return TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
-                           "storage": storage},
+                           "storage": storage, **eval_inputs},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
             resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
@@ -47,10 +50,35 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str) -> T
     )
 
 
+def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
+    """The feature net's weights and a real reference set for rank 0's periodic evaluation."""
+    if not cfg.eval.metrics:
+        return {}
+    from gan_core.metrics.features import check_images
+
+    from pipelines.evaluators import load_evaluator
+
+    n = min(cfg.eval.num_real, len(data.x))
+    idx = np.random.default_rng(cfg.seed).permutation(len(data.x))[:n]
+    real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
+    out = {"real_reference": real}
+    if cfg.eval.evaluator:
+        net = load_evaluator(cfg.eval.evaluator)
+        # Stacked MNIST is judged one channel at a time
+        check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])
+        out["evaluator_state"] = net.state_dict()
+    return out
+
+
 def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
+    try:
+        eval_inputs = evaluation_inputs(cfg, data)
+    except ValueError as e:
+        print(f"error: config key 'eval.evaluator': {e}", file=sys.stderr)
+        return 2
     ray.init()
     try:
         _check_resources(cfg)
@@ -64,7 +92,7 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels)
     clear_divergence(storage, cfg.name)  # a resumed run starts from its last good checkpoint
     try:
-        result = make_trainer(cfg, dataset, uri, run_id, storage).fit()
+        result = make_trainer(cfg, dataset, uri, run_id, storage, eval_inputs).fit()
     except Exception as e:
         client.set_tag(run_id, "failure", str(e)[:5000])
         client.set_terminated(run_id, "FAILED")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,26 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
                 name="generator", python_model=MODEL_CODE, input_example=example,
                 artifacts={"weights": str(weights), "config": str(config)},
                 registered_model_name=registered_name)
+
+
+@dataclass
+class LoadedGenerator:
+    model: "mlflow.pyfunc.PyFuncModel"  # predict(z) -> samples, as served
+    G: object  # the torch generator inside it
+    cfg: object  # the run's gan_core Config
+    run_id: str
+
+
+def load_generator(uri: str) -> LoadedGenerator:
+    """A generator logged by `log_generator`; a bad URI is a ValueError naming it."""
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except (MlflowException, OSError) as e:
+        raise ValueError(f"cannot load model {uri!r} from {tracking_uri()}: {e}") from None
+    inner = model.unwrap_python_model()
+    if not hasattr(inner, "G"):
+        raise ValueError(f"{uri!r} is not a generator logged by this pipeline")
+    return LoadedGenerator(model, inner.G, inner.cfg, model.metadata.run_id)
 
 
 def _metric_of_version(client: MlflowClient, version, metric: str) -> Optional[float]:

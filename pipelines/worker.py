@@ -18,6 +18,7 @@ from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
 from gan_core.evaluation import quality_metrics, sample, save_figure
 from gan_core.models import build_models
+from gan_core.models.evaluator import DigitClassifier
 from gan_core.training import GANTraining, make_optimizers, set_learning_rates
 from pipelines.run_marker import write_divergence
 from pipelines.tracking import log_metrics
@@ -84,6 +85,9 @@ def train_loop(config: dict) -> None:
         start_epoch = state["epoch"]
 
     log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
+    judge = _Judge(cfg, config, device) if rank == 0 else None
+    every = cfg.eval.every_images
+    next_eval = (tr.images_seen // every + 1) * every if every else None
     shard = ray.train.get_dataset_shard("train")
     t = cfg.train
     for epoch in range(start_epoch, t.epochs):
@@ -96,6 +100,10 @@ def train_loop(config: dict) -> None:
                                               local_shuffle_seed=cfg.seed + epoch):
             last.update(tr.step(batch["x"], z_gen))
             window_steps += 1
+            if every and tr.images_seen >= next_eval:
+                next_eval += every
+                if judge:  # rank 0 only; the others wait for it at their next all-reduce
+                    judge.measure(tr, log)
             if tr.step_index % t.log_every_steps:
                 continue
             values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
@@ -112,25 +120,52 @@ def train_loop(config: dict) -> None:
             return _stop_diverged(config, log, {k: v.item() for k, v in last.items()}, tr.step_index)
         done = epoch + 1 == t.epochs
         report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen}
-        if rank == 0 and (done or (epoch + 1) % t.sample_every_epochs == 0):
-            report.update(_evaluate(cfg, tr, log, device, epoch + 1))
+        if judge and (done or (epoch + 1) % t.sample_every_epochs == 0):
+            judge.log_samples(tr, log, epoch + 1)
+            if done or not every:
+                judge.measure(tr, log)
+        if judge:
+            report.update(judge.latest)
         if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
             _report_with_checkpoint(report, tr, epoch + 1, rank)
         else:
             ray.train.report(report)
 
 
-def _evaluate(cfg, tr: GANTraining, log: _RankZeroLog, device, epoch: int) -> dict:
-    toy = cfg.data.source in TOY_SOURCES  # images have no metric yet: sample only the grid
-    samples = sample(tr.generator, cfg.train.eval_samples if toy else 64, seed=cfg.seed,
-                     device=device)
-    metrics = quality_metrics(cfg.data.source, samples)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
-        save_figure(cfg.data.source, samples, path, title=f"epoch {epoch}")
-        log.artifact(path, "samples")
-    log.metrics({**metrics, "epoch": epoch}, tr.step_index)
-    return metrics
+class _Judge:
+    """Rank 0's evaluation: quality metrics of the (EMA) generator and sample figures."""
+
+    def __init__(self, cfg, config: dict, device):
+        self.cfg, self.device = cfg, device
+        self.real = config.get("real_reference")
+        self.net = None
+        if config.get("evaluator_state") is not None:
+            self.net = DigitClassifier().to(device).eval()
+            self.net.load_state_dict(config["evaluator_state"])
+        self.latest: dict = {}
+        self.measured_at = -1
+
+    def measure(self, tr: GANTraining, log: _RankZeroLog) -> None:
+        if self.measured_at == tr.images_seen:
+            return
+        e = self.cfg.eval
+        toy = self.cfg.data.source in TOY_SOURCES
+        if not toy and not e.metrics:
+            return
+        samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device)
+        self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net)
+        self.measured_at = tr.images_seen
+        log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
+
+    def log_samples(self, tr: GANTraining, log: _RankZeroLog, epoch: int) -> None:
+        toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
+        samples = sample(tr.generator, self.cfg.eval.num_samples if toy else 64,
+                         seed=self.cfg.seed, device=self.device)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
+            save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}")
+            log.artifact(path, "samples")
+        log.metrics({"epoch": epoch}, tr.step_index)
 
 
 def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, rank: int) -> None:

@@ -18,6 +18,11 @@ __all__ = ["FeatureAdapter", "as_images", "check_images", "eval_mode", "extract"
            "require_samples"]
 
 
+# Evaluation runs on rank 0 alone during DDP training; a torchmetrics metric would otherwise
+# gather its state across the process group at compute() and wait forever for the other ranks.
+RANK_LOCAL = {"sync_on_compute": False}
+
+
 def as_images(images, name: str = "images") -> Tensor:
     """numpy or torch (N, C, H, W) -> float32 CPU tensor; anything else raises ValueError."""
     x = images if isinstance(images, Tensor) else torch.as_tensor(np.asarray(images))

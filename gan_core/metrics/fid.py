@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .features import FeatureAdapter, check_images, require_samples, warn_if
+from .features import RANK_LOCAL, FeatureAdapter, check_images, require_samples, warn_if
 
 __all__ = ["fid", "update_in_batches"]
 
@@ -37,7 +37,8 @@ def fid(fake, real, net: nn.Module, batch_size: int = 500) -> dict:
     warn_if(min(xf.shape[0], xr.shape[0]) < nf,
             f"FID with {min(xf.shape[0], xr.shape[0])} images per set < {nf} features: "
             "singular covariance, biased estimate")
-    metric = FrechetInceptionDistance(feature=FeatureAdapter(net, "features"), normalize=False)
+    metric = FrechetInceptionDistance(feature=FeatureAdapter(net, "features"), normalize=False,
+                                      **RANK_LOCAL)
     update_in_batches(metric, xr, batch_size, real=True)
     update_in_batches(metric, xf, batch_size, real=False)
     return {"fid": float(metric.compute())}

@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import nn
 
-from .features import FeatureAdapter, check_images, require_samples
+from .features import RANK_LOCAL, FeatureAdapter, check_images, require_samples
 from .fid import update_in_batches
 
 __all__ = ["inception_score"]
@@ -33,7 +33,8 @@ def inception_score(fake, net: nn.Module, splits: int = 10, seed: int = 0,
     require_samples(x.shape[0], splits, "IS", "images", f"splits={splits}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = InceptionScore(feature=FeatureAdapter(net, "logits"), splits=splits, normalize=False)
+        metric = InceptionScore(feature=FeatureAdapter(net, "logits"), splits=splits, normalize=False,
+                                **RANK_LOCAL)
     update_in_batches(metric, x, batch_size)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*degrees of freedom.*")  # std of 1 split

@@ -12,7 +12,7 @@ import warnings
 import torch
 from torch import nn
 
-from .features import FeatureAdapter, check_images, require_samples
+from .features import RANK_LOCAL, FeatureAdapter, check_images, require_samples
 from .fid import update_in_batches
 
 __all__ = ["kid"]
@@ -39,7 +39,7 @@ def kid(fake, real, net: nn.Module, subset_size: int | None = None, subsets: int
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
         metric = KernelInceptionDistance(feature=FeatureAdapter(net, "features"), subsets=subsets,
                                          subset_size=subset_size, degree=degree, coef=float(coef),
-                                         normalize=False)
+                                         normalize=False, **RANK_LOCAL)
     update_in_batches(metric, xr, batch_size, real=True)
     update_in_batches(metric, xf, batch_size, real=False)
     with torch.random.fork_rng(devices=[]):

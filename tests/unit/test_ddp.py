@@ -8,6 +8,7 @@ import os
 import socket
 import traceback
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -150,3 +151,39 @@ def test_ddp_ranks_stay_identical(ddp_results, variant):
         assert all("gp" in k for k in r0["keys"])
     else:
         assert all("g_loss" in k for k in r0["keys"])
+
+
+def _rank0_metrics_worker(rank: int, port: int, out_dir: str) -> None:
+    """Only rank 0 evaluates, as in training; a metric that syncs across ranks would block."""
+    torch.set_num_threads(1)
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    result = {"ok": False}
+    try:
+        dist.init_process_group("gloo", rank=rank, world_size=WORLD,
+                                timeout=datetime.timedelta(seconds=30))
+        if rank == 0:
+            from gan_core.metrics import evaluate
+            from gan_core.models.evaluator import DigitClassifier
+
+            torch.manual_seed(0)
+            net = DigitClassifier()
+            fake, real = torch.rand(40, 1, 28, 28) * 2 - 1, torch.rand(40, 1, 28, 28) * 2 - 1
+            result["fid"] = evaluate("fid", fake, real=real, net=net)["fid"]
+            result["kid"] = evaluate("kid", fake, real=real, net=net)["kid"]
+            result["is"] = evaluate("is", fake, net=net)["is"]
+        dist.barrier()
+        result["ok"] = True
+    except Exception:
+        result["error"] = traceback.format_exc()
+    finally:
+        with open(os.path.join(out_dir, f"metrics{rank}.json"), "w") as f:
+            json.dump(result, f)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_rank0_only_metrics_do_not_wait_for_other_ranks(tmp_path):
+    mp.spawn(_rank0_metrics_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    r0, r1 = (json.loads((tmp_path / f"metrics{r}.json").read_text()) for r in range(WORLD))
+    assert r0["ok"] and r1["ok"], r0.get("error") or r1.get("error")
+    assert all(np.isfinite(r0[k]) for k in ("fid", "kid", "is"))
