@@ -64,17 +64,3 @@ class DigitClassifier(nn.Module):
         """(N, 10) class logits."""
         return self.features_and_logits(x)[1]
 
-
-class DigitFeatures(nn.Module):
-    """A view of a DigitClassifier whose forward returns the 128-d penultimate features: what
-    torchmetrics' FID/KID take as a custom `feature` (DigitClassifier's own forward returns logits,
-    what InceptionScore takes). Shares the classifier's weights; `num_features` tells torchmetrics
-    the width, so it never probes the net with a 3-channel dummy image."""
-
-    def __init__(self, classifier: DigitClassifier):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = classifier.num_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier.features(x)

@@ -7,7 +7,8 @@ import torch
 
 from gan_core.evaluator_training import (accuracy, augment_batch, recalibrate_batchnorm,
                                          split_indices, train_classifier)
-from gan_core.models.evaluator import DigitClassifier, DigitFeatures
+from gan_core.metrics.features import FeatureAdapter
+from gan_core.models.evaluator import DigitClassifier
 from tests.conftest import MNIST_DIR
 
 needs_mnist = pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"{MNIST_DIR} not present")
@@ -56,10 +57,10 @@ def test_torchmetrics_takes_it_as_a_custom_feature_extractor():
     tm = pytest.importorskip("torchmetrics.image.fid")
     torch.manual_seed(0)
     net = DigitClassifier().eval()
-    feats = DigitFeatures(net)
+    feats = FeatureAdapter(net, "features")
     x = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
-        torch.testing.assert_close(feats(x), net.features(x))
+        torch.testing.assert_close(feats(x), net.features(x).double())
     # num_features spares torchmetrics its 3-channel probe; images go in as-is (floats in [-1, 1])
     fid = tm.FrechetInceptionDistance(feature=feats, normalize=False)
     fid.update(torch.rand(8, 1, 28, 28) * 2 - 1, real=True)
