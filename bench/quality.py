@@ -1,0 +1,166 @@
+"""Quality benchmark: train through the real pipeline, evaluate, and print our rows beside the
+published ones and the targets.
+
+    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked] [--seeds 3]
+        [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
+
+Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
+with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
+stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol). Each run is
+`pipelines/train.py` in a fresh MLflow store; image metrics come from `pipelines/evaluate.py`
+with the project's own MNIST evaluator, trained once per invocation."""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "tune_configs"
+
+# Only figures stated in the project's issue tracker (quoted from the papers); others omitted
+# rather than transcribed unchecked.
+PUBLISHED = {
+    ("grid", "PacGAN4 (PacGAN Table 1)"): {"modes": 24.8, "high_quality": 0.936, "kl": 0.04},
+    ("stacked", "PacDCGAN (PacGAN Table 2)"): {"modes": 1000, "kl": 0.06},
+}
+TARGETS = {
+    "ring": {"modes": 8, "high_quality": 0.98, "kl": 0.02},
+    "grid": {"modes": 25, "high_quality": 0.97, "kl": 0.02},
+    "stacked": {"modes": 1000, "kl": 0.05},
+    "mnist": {"is": 9.5, "fid": "<= 2x floor"},
+}
+
+
+class Store:
+    """A throwaway working directory with its own MLflow SQLite store."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.uri = f"sqlite:///{path / 'mlflow.db'}"
+        self.env = {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "RAY_AUTH_MODE": "token"}
+
+    def run(self, script: str, *args: str) -> str:
+        proc = subprocess.run([sys.executable, str(REPO / "pipelines" / script), *args],
+                              cwd=self.path, env=self.env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"{script} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+        return proc.stdout
+
+    def final_metrics(self, run_name: str) -> dict:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(self.uri)
+        exp = client.get_experiment_by_name("bench")
+        (run,) = client.search_runs([exp.experiment_id], f"tags.`gan.run_name` = '{run_name}'")
+        return run.data.metrics
+
+
+def train(store: Store, config: str, name: str, sets: list[str]) -> dict:
+    args = ["--config", str(CONFIGS / config), "--name", name, "--experiment", "bench",
+            "--set", f"ray.storage_path={store.path / 'ray'}"]
+    for s in sets:
+        args += ["--set", s]
+    store.run("train.py", *args)
+    return store.final_metrics(name)
+
+
+def toy_suite(store: Store, toy: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
+    epochs = max(1, round(20 * scale))
+    rows = []
+    for label, pack in (("GAN (ours)", 1), ("PacGAN4 (ours)", 4)):
+        runs = [train(store, f"{toy}_mlp.yaml", f"{toy}-p{pack}-s{s}",
+                      [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}"])
+                for s in range(seeds)]
+        rows.append((f"{label}, {seeds} seeds", _mean(runs, ("modes", "high_quality", "kl"))))
+    return rows
+
+
+def _mean(runs: list[dict], keys) -> dict:
+    return {k: statistics.mean(r[k] for r in runs) for k in keys}
+
+
+def ensure_evaluator(store: Store, mnist: str) -> str:
+    out = store.run("train_evaluator.py", "--data", mnist)
+    print(out.strip().splitlines()[-3] if out.strip() else "")
+    return "models:/mnist-evaluator@champion"
+
+
+def evaluate(store: Store, model: str, metrics: str, n: int, data: str) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    store.run("evaluate.py", "--model", model, "--metrics", metrics, "--n", str(n), "--data", data)
+    client = MlflowClient(store.uri)
+    version = client.get_model_version_by_alias(model.split("/")[1].split("@")[0], "champion")
+    return {k[len("eval/"):]: v for k, v in client.get_run(version.run_id).data.metrics.items()
+            if k.startswith("eval/")}
+
+
+def mnist_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
+    epochs = max(1, round(20 * scale))
+    rows = []
+    for s in range(seeds):
+        train(store, "dcgan_mnist.yaml", f"mnist-s{s}",
+              [f"seed={s}", f"train.epochs={epochs}", f"data.path={mnist}"])
+        figures = evaluate(store, "models:/mnist-dcgan@champion", "fid,is,pr", 2000, mnist)
+        rows.append((f"DCGAN (ours), seed {s}", figures))
+    floor = {k[:-len("_real_floor")]: v for k, v in rows[-1][1].items() if k.endswith("_real_floor")}
+    rows.append(("real data (2,000 vs 2,000)", floor))
+    return [(n, {k: v for k, v in r.items() if not k.endswith("_real_floor")}) for n, r in rows]
+
+
+def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
+    epochs = max(1, round(10 * scale))
+    rows = []
+    for label, pack in (("DCGAN (ours)", 1), ("PacDCGAN2 (ours)", 2)):
+        runs = []
+        for s in range(seeds):
+            train(store, "dcgan_stacked_mnist.yaml", f"stacked-p{pack}-s{s}",
+                  [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}",
+                   f"data.path={mnist}", "data.num_samples=60000"])
+            runs.append(evaluate(store, "models:/stacked-mnist-dcgan@champion", "modes", 26000, mnist))
+        rows.append((f"{label}, {seeds} seeds", _mean(runs, ("modes", "kl"))))
+    return rows
+
+
+def print_table(suite: str, rows: list[tuple[str, dict]]) -> None:
+    keys = sorted({k for _, r in rows for k in r} | set(TARGETS.get(suite, {})))
+    published = [(name, r) for (s, name), r in PUBLISHED.items() if s == suite]
+    print(f"\n## {suite}")
+    print(f"{'':34}" + "".join(f"{k:>14}" for k in keys))
+    for name, r in rows + published + [("target", TARGETS.get(suite, {}))]:
+        cells = [r.get(k, "") for k in keys]
+        print(f"{name:34}" + "".join(f"{c:>14.4g}" if isinstance(c, (int, float)) else f"{c:>14}"
+                                      for c in cells))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--suites", default="ring,grid,mnist,stacked")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply each suite's epochs")
+    p.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    args = p.parse_args()
+    suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp))
+        if {"mnist", "stacked"} & set(suites):
+            ensure_evaluator(store, args.mnist)
+        for suite in suites:
+            if suite in ("ring", "grid"):
+                rows = toy_suite(store, suite, args.seeds, args.epochs_scale)
+            elif suite == "mnist":
+                rows = mnist_suite(store, args.mnist, args.seeds, args.epochs_scale)
+            elif suite == "stacked":
+                rows = stacked_suite(store, args.mnist, args.seeds, args.epochs_scale)
+            else:
+                sys.exit(f"unknown suite {suite!r}")
+            print_table(suite, rows)
+
+
+if __name__ == "__main__":
+    main()
