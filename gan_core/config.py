@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +260,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
             raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
     for name in cfg.eval.metrics:
         one_of("eval.metrics", name, IMAGE_METRICS)
+    if cfg.data.source == "stacked_mnist" and set(cfg.eval.metrics) - {"modes", "swd"}:
+        raise ConfigError("eval.metrics", "Stacked MNIST is judged per channel: use modes (and swd); "
+                          "the 1-channel evaluator cannot take fid/kid/is/pr on 3 channels")
     if "modes" in cfg.eval.metrics and cfg.data.source != "stacked_mnist":
         raise ConfigError("eval.metrics", "'modes' counts Stacked MNIST's 1,000 modes; the source "
                           f"is {cfg.data.source!r}")
@@ -274,8 +278,11 @@ def _check(cfg: Config, check_paths: bool) -> None:
                           f"config reports: {', '.join(reported_metrics(cfg)) or 'none'}")
     if cfg.loss.gp_weight > 0 and cfg.loss.r1_gamma > 0:
         raise ConfigError("loss.r1_gamma", "use either loss.gp_weight or loss.r1_gamma, not both")
-    if not cfg.name or "/" in cfg.name:
-        raise ConfigError("name", f"must be a non-empty name without '/', got {cfg.name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name):
+        raise ConfigError("name", f"use letters, digits, '.', '_' and '-' (a directory and an MLflow "
+                          f"tag), got {cfg.name!r}")
+    if not 0 <= cfg.seed < 2**31:
+        raise ConfigError("seed", f"must be in [0, 2**31), got {cfg.seed}")
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:

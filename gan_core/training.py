@@ -52,7 +52,8 @@ class GANTraining:
         self.G_ema = copy.deepcopy(unwrap(G)).eval() if ema_half_life_images > 0 else None
         if self.G_ema is not None:
             requires_grad(self.G_ema, False)
-        self.ema_beta = ema_beta(global_batch, ema_half_life_images)
+        # G (and so the EMA) updates once per n_critic steps
+        self.ema_beta = ema_beta(global_batch * n_critic, ema_half_life_images)
         self.global_batch = global_batch
         self.phases = [Phase("D", 1)]
         if loss.r1_gamma > 0:
@@ -143,8 +144,8 @@ class GANTraining:
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.G).load_state_dict(state["G"])
         unwrap(self.D).load_state_dict(state["D"])
-        if self.G_ema is not None and state["G_ema"] is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
+        if self.G_ema is not None:  # EMA switched on at resume: start it from the trained G
+            self.G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step_index = state["step_index"]

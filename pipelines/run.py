@@ -65,7 +65,7 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
     if cfg.eval.evaluator:
         net = load_evaluator(cfg.eval.evaluator)
         # Stacked MNIST is judged one channel at a time
-        check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])
+        check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])  # per channel
         out["evaluator_state"] = net.state_dict()
     return out
 
@@ -89,18 +89,26 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
         client, cfg.mlflow.experiment, cfg.name, cfg.flat(),
         tags={"data": data.description, "ray.storage_path": storage})
     print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
-    dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels)
-    clear_divergence(storage, cfg.name)  # a resumed run starts from its last good checkpoint
     try:
-        result = make_trainer(cfg, dataset, uri, run_id, storage, eval_inputs).fit()
-    except Exception as e:
-        client.set_tag(run_id, "failure", str(e)[:5000])
-        client.set_terminated(run_id, "FAILED")
+        return _train_and_register(cfg, data, storage, uri, client, run_id, eval_inputs)
+    except BaseException as e:  # Ctrl-C included: never leave the MLflow run RUNNING
+        _fail(client, run_id, f"{type(e).__name__}: {e}")
         raise
+
+
+def _fail(client: MlflowClient, run_id: str, reason: str) -> None:
+    client.set_tag(run_id, "failure", reason[:5000])
+    client.set_terminated(run_id, "FAILED")
+
+
+def _train_and_register(cfg: Config, data: ArrayData, storage: str, uri: str,
+                        client: MlflowClient, run_id: str, eval_inputs: dict) -> int:
+    dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels, cfg.seed)
+    clear_divergence(storage, cfg.name)  # a resumed run starts from its last good checkpoint
+    result = make_trainer(cfg, dataset, uri, run_id, storage, eval_inputs).fit()
     reason = read_divergence(storage, cfg.name)
     if reason:
-        client.set_tag(run_id, "failure", reason[:5000])
-        client.set_terminated(run_id, "FAILED")
+        _fail(client, run_id, reason)
         kept = result.checkpoint.path if result.checkpoint else "none"
         print(f"error: training diverged; stopped. {reason}\nlast good checkpoint: {kept}",
               file=sys.stderr)

@@ -114,7 +114,8 @@ def update_champion(client: MlflowClient, name: str, version: str, metric: Optio
         mine, theirs = _metric_of_version(client, new, metric), _metric_of_version(client, current, metric)
         if mine is None or not np.isfinite(mine):
             return False, f"this run has no finite '{metric}'; champion stays v{current.version}"
-        better = theirs is None or (mine > theirs if mode == "max" else mine < theirs)
+        better = theirs is None or not np.isfinite(theirs) or \
+            (mine > theirs if mode == "max" else mine < theirs)
         if not better:
             return False, f"{metric}={mine:.4g} does not beat champion v{current.version} ({theirs:.4g})"
         reason = f"{metric}={mine:.4g} beats champion v{current.version} ({theirs})"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import ray.train
 import ray.train.torch
+import numpy as np
 import torch
 import torch.distributed as dist
 from mlflow.tracking import MlflowClient
@@ -91,8 +92,11 @@ def train_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     t = cfg.train
     for epoch in range(start_epoch, t.epochs):
-        # z depends only on (seed, rank, epoch): resuming at an epoch boundary replays it exactly
-        z_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank * 10_007 + epoch)
+        # z and every other draw (GP mixing weights) depend only on (seed, rank, epoch):
+        # resuming at an epoch boundary replays them exactly
+        epoch_seed = cfg.seed * 1_000_003 + rank * 10_007 + epoch
+        z_gen = torch.Generator().manual_seed(epoch_seed)
+        torch.manual_seed(epoch_seed + 1)
         last: dict[str, torch.Tensor] = {}
         window_start, window_steps = time.perf_counter(), 0
         for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
@@ -100,24 +104,26 @@ def train_loop(config: dict) -> None:
                                               local_shuffle_seed=cfg.seed + epoch):
             last.update(tr.step(batch["x"], z_gen))
             window_steps += 1
+            if tr.step_index % t.log_every_steps == 0:
+                values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
+                if _any_rank(not all(math.isfinite(v) for v in values.values()), device):
+                    return _stop_diverged(config, log, values, tr.step_index)
+                elapsed = time.perf_counter() - window_start
+                values["images_per_s"] = window_steps * tr.global_batch / elapsed
+                values["images_seen"] = tr.images_seen
+                if log:
+                    log.metrics(values, tr.step_index)
+                window_start, window_steps = time.perf_counter(), 0
             if every and tr.images_seen >= next_eval:
-                next_eval += every
+                next_eval = (tr.images_seen // every + 1) * every
                 if judge:  # rank 0 only; the others wait for it at their next all-reduce
                     judge.measure(tr, log)
-            if tr.step_index % t.log_every_steps:
-                continue
-            values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
-            if _any_rank(not all(math.isfinite(v) for v in values.values()), device):
-                return _stop_diverged(config, log, values, tr.step_index)
-            elapsed = time.perf_counter() - window_start
-            values["images_per_s"] = window_steps * tr.global_batch / elapsed
-            values["images_seen"] = tr.images_seen
-            if log:
-                log.metrics(values, tr.step_index)
-            window_start, window_steps = time.perf_counter(), 0
 
-        if _any_rank(not _finite_params(G), device):
-            return _stop_diverged(config, log, {k: v.item() for k, v in last.items()}, tr.step_index)
+        values = {k: v.item() for k, v in last.items()}
+        # nothing non-finite may reach a checkpoint: the last good one must stay good
+        if _any_rank(not (_finite_params(G) and _finite_params(D)
+                          and all(math.isfinite(v) for v in values.values())), device):
+            return _stop_diverged(config, log, values, tr.step_index)
         done = epoch + 1 == t.epochs
         report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen}
         if judge and (done or (epoch + 1) % t.sample_every_epochs == 0):
@@ -153,6 +159,9 @@ class _Judge:
         if not toy and not e.metrics:
             return
         samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device)
+        if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
+            warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
+            return
         self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net)
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)

@@ -65,3 +65,9 @@ def test_registered_model_reproduces_the_generator(registry):
     np.testing.assert_allclose(model.predict(z), expected, rtol=1e-6, atol=1e-6)
     with pytest.raises(Exception, match="does not match expected shape"):  # the signature
         model.predict(np.zeros((2, G.z_dim + 1), np.float32))
+
+
+def test_a_champion_with_a_nan_metric_can_be_replaced(registry):
+    _run_with_model(registry, "a", kl=float("nan"))
+    v2, moved, _, _ = _run_with_model(registry, "b", kl=0.4)
+    assert moved and registry.get_model_version_by_alias("toy", CHAMPION).version == v2

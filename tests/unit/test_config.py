@@ -255,3 +255,19 @@ def test_eval_metrics_list_and_champion_metric_are_checked():
         load_config(None, ["data.source=grid", "model.family=mlp", "eval.metrics=swd"])
     with pytest.raises(ConfigError, match="eval.metrics"):
         load_config(None, ["eval.metrics={a: 1}"])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("name=it's", "name"), ("name=../up", "name"), ("seed=-1", "seed"), ("seed=99999999999", "seed"),
+])
+def test_names_and_seeds_that_would_break_paths_or_rngs(override, key):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        load_config(None, [override])
+
+
+def test_stacked_mnist_takes_only_per_channel_metrics(tmp_path):
+    base = ["data.source=stacked_mnist", f"data.path={tmp_path}", "data.channels=3",
+            "data.image_size=28", "eval.evaluator=models:/e@champion"]
+    assert load_config(None, base + ["eval.metrics=modes,swd"]).eval.metrics == ["modes", "swd"]
+    with pytest.raises(ConfigError, match="eval.metrics.*per channel"):
+        load_config(None, base + ["eval.metrics=modes,fid"])

@@ -381,3 +381,35 @@ def test_rng_state_round_trip():
     b = (torch.rand(3), random.random())
     assert torch.equal(a[0], b[0]) and a[1] == b[1]
     pickle.dumps(state)  # plain containers
+
+
+def test_ema_switched_on_at_resume_starts_from_the_trained_generator():
+    from gan_core.config import load_config
+    from gan_core.models import build_models
+    from gan_core.training import GANTraining, make_optimizers
+
+    def trainer(half_life, seed):
+        cfg = load_config(None, ["data.source=grid", "model.family=mlp", "model.g_width=8",
+                                 "model.d_width=8", f"train.ema_half_life_images={half_life}"])
+        torch.manual_seed(seed)
+        G, D = build_models(cfg)
+        return GANTraining(G, D, *make_optimizers(G, D, cfg.train), cfg.loss, 1, half_life, 8)
+
+    without = trainer(0, seed=1)
+    state = without.state_dict()
+    assert state["G_ema"] is None
+    resumed = trainer(100, seed=2)
+    resumed.load_state_dict(state)
+    for a, b in zip(resumed.G_ema.parameters(), without.G.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_ema_half_life_counts_images_per_generator_update():
+    from gan_core.config import LossConfig
+    from gan_core.training import GANTraining
+
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
+    opts = torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1)
+    # G updates every 5th step of 20 images: 100 images per EMA update, a half-life of 100
+    tr = GANTraining(G, D, *opts, LossConfig(), n_critic=5, ema_half_life_images=100, global_batch=20)
+    assert tr.ema_beta == pytest.approx(0.5)
