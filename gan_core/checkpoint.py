@@ -1,11 +1,11 @@
-"""Full training checkpoints: G, D, G_ema, both optimizers, counters and RNG state.
+"""Full training checkpoints: G, D, G_ema, both optimizers and counters (the Ray worker
+reseeds its RNG from (seed, rank, epoch), so no RNG state needs saving).
 
 Files are plain tensors and containers loaded with `weights_only=True` (no pickled code), and are
 written to a temporary name then renamed, so a failed write never clobbers the previous file."""
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import torch
@@ -32,11 +32,3 @@ def load_state(directory: str | os.PathLike, map_location="cpu") -> dict:
     except Exception as e:  # a truncated or tampered file
         raise ValueError(f"checkpoint {path} cannot be loaded safely: {e}") from None
 
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])

@@ -20,6 +20,7 @@ import yaml
 DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
                 "stacked_mnist")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
+PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet")  # read from data.path
 MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
@@ -252,10 +253,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                               f"model.pack={cfg.model.pack}")
     if cfg.data.source == "stacked_mnist" and cfg.data.channels != 3:
         raise ConfigError("data.channels", "source 'stacked_mnist' stacks three digits as RGB; set 3")
-    if cfg.data.source in ("mnist", "stacked_mnist", "image_folder", "parquet") and not cfg.data.path:
+    if cfg.data.source in PATH_SOURCES and not cfg.data.path:
         raise ConfigError("data.path", f"source '{cfg.data.source}' needs a path")
-    if check_paths and cfg.data.path and cfg.data.source in ("mnist", "stacked_mnist", "image_folder",
-                                                             "parquet"):
+    if check_paths and cfg.data.path and cfg.data.source in PATH_SOURCES:
         if not Path(os.path.expanduser(cfg.data.path)).exists():
             raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
     for name in cfg.eval.metrics:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from gan_core.config import DATA_SOURCES, ConfigError, DataConfig
+from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, ConfigError, DataConfig
 
 __all__ = ["DataError", "ArrayData", "load_source"]
 
@@ -30,13 +30,13 @@ class ArrayData:
 def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     """Load cfg.source fully into memory and check it (finite, non-empty, dtypes)."""
     src = cfg.source
-    if src in ("gaussian_1d", "ring", "grid"):
+    if src in TOY_SOURCES:
         from gan_core.data.toys import load_toy
         data = load_toy(src, cfg.num_samples, seed)
     elif src == "sklearn_digits":
         from gan_core.data.digits import load_digits
         data = load_digits()
-    elif src in ("mnist", "stacked_mnist", "image_folder", "parquet"):
+    elif src in PATH_SOURCES:
         if not cfg.path:
             raise ConfigError("data.path", f"source '{src}' needs a path")
         path = os.path.expanduser(cfg.path)
