@@ -2,7 +2,6 @@
 every loss with the regularisers, EMA, and an exact checkpoint round trip."""
 import copy
 import math
-import pickle
 
 import pytest
 import torch
