@@ -152,12 +152,14 @@ class GANTraining:
         self.images_seen = state["images_seen"]
 
 
-def set_learning_rates(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                       lr_g: float, lr_d: float) -> None:
-    """Write learning rates into optimizers (after a restore, the config's rates win)."""
-    for opt, lr in ((opt_g, lr_g), (opt_d, lr_d)):
+def apply_optimizer_config(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                           train) -> None:
+    """Write the config's learning rates and Adam betas into restored optimizers: a checkpoint
+    carries the old ones, and the config wins (a PBT mutation, or a changed resume)."""
+    betas = (train.beta1, train.beta2)
+    for opt, lr in ((opt_g, train.lr_g), (opt_d, train.lr_d)):
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"], group["betas"] = lr, betas
 
 
 def make_optimizers(G: nn.Module, D: nn.Module, train) -> tuple[torch.optim.Adam, torch.optim.Adam]:

@@ -33,8 +33,9 @@ def _check_resources(cfg: Config) -> None:
                           f"the cluster has {total.get('GPU', 0):g}")
 
 
-def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str,
-                 eval_inputs: dict) -> TorchTrainer:
+def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: str,
+                 eval_inputs: dict, callbacks: list | None = None) -> TorchTrainer:
+    """run_id None: rank 0 logs nothing to MLflow (a sweep trial's driver logs for it)."""
     return TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
@@ -45,7 +46,8 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str, storage: str,
         run_config=ray.train.RunConfig(
             name=cfg.name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.ray.num_to_keep)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.ray.num_to_keep),
+            callbacks=callbacks),
         datasets={"train": dataset},
     )
 

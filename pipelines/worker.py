@@ -3,6 +3,7 @@ a checkpoint through `ray.train.report`, metrics and samples to MLflow from rank
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 import warnings
@@ -20,7 +21,7 @@ from gan_core.config import TOY_SOURCES, from_dict
 from gan_core.evaluation import quality_metrics, sample, save_figure
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
-from gan_core.training import GANTraining, make_optimizers, set_learning_rates
+from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
 from pipelines.run_marker import write_divergence
 from pipelines.tracking import log_metrics
 
@@ -39,16 +40,32 @@ def _finite_params(module: torch.nn.Module) -> bool:
 
 
 class _RankZeroLog:
-    """MLflow logging for rank 0; a tracking failure warns instead of stopping training."""
+    """MLflow logging for rank 0; a tracking failure warns instead of stopping training.
 
-    def __init__(self, uri: str, run_id: str):
-        self.client, self.run_id = MlflowClient(uri), run_id
+    Without a run (a sweep trial, whose driver logs for it) metrics are not logged here and
+    figures wait in `pending` to travel inside the next checkpoint."""
+
+    def __init__(self, uri: str, run_id: str | None):
+        self.client, self.run_id = (MlflowClient(uri), run_id) if run_id else (None, None)
+        self.pending: list[tuple[str, str]] = []  # (file, folder) for the next checkpoint
+        self._keep = tempfile.TemporaryDirectory() if not run_id else None
 
     def metrics(self, values: dict, step: int) -> None:
-        self._safe(log_metrics, self.client, self.run_id, values, step)
+        if self.client:
+            self._safe(log_metrics, self.client, self.run_id, values, step)
 
     def artifact(self, path: str, folder: str) -> None:
-        self._safe(self.client.log_artifact, self.run_id, path, folder)
+        if self.client:
+            self._safe(self.client.log_artifact, self.run_id, path, folder)
+        else:
+            kept = shutil.copy(path, self._keep.name)
+            self.pending.append((kept, folder))
+
+    def attach_pending(self, checkpoint_dir: str) -> None:
+        for path, folder in self.pending:
+            Path(checkpoint_dir, folder).mkdir(exist_ok=True)
+            shutil.move(path, Path(checkpoint_dir, folder))
+        self.pending.clear()
 
     @staticmethod
     def _safe(fn, *args) -> None:
@@ -78,11 +95,13 @@ def train_loop(config: dict) -> None:
 
     start_epoch = 0
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and config.get("init_checkpoint"):  # a sweep trial restored by Tune
+        checkpoint = ray.train.Checkpoint(config["init_checkpoint"])
     if checkpoint:
         with checkpoint.as_directory() as d:
             state = load_state(d, map_location=device)
         tr.load_state_dict(state["training"])
-        set_learning_rates(opt_g, opt_d, cfg.train.lr_g, cfg.train.lr_d)
+        apply_optimizer_config(opt_g, opt_d, cfg.train)
         start_epoch = state["epoch"]
 
     log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
@@ -125,7 +144,8 @@ def train_loop(config: dict) -> None:
                           and all(math.isfinite(v) for v in values.values())), device):
             return _stop_diverged(config, log, values, tr.step_index)
         done = epoch + 1 == t.epochs
-        report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen}
+        report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen,
+                  "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"], **values}
         if judge and (done or (epoch + 1) % t.sample_every_epochs == 0):
             judge.log_samples(tr, log, epoch + 1)
             if done or not every:
@@ -133,7 +153,7 @@ def train_loop(config: dict) -> None:
         if judge:
             report.update(judge.latest)
         if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
-            _report_with_checkpoint(report, tr, epoch + 1, rank)
+            _report_with_checkpoint(report, tr, epoch + 1, log)
         else:
             ray.train.report(report)
 
@@ -177,11 +197,14 @@ class _Judge:
         log.metrics({"epoch": epoch}, tr.step_index)
 
 
-def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, rank: int) -> None:
+def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int,
+                            log: _RankZeroLog | None) -> None:
+    """`log` is rank 0's: rank 0 alone writes, as G and D are identical on every rank."""
     with tempfile.TemporaryDirectory() as tmp:
-        if rank == 0:  # rank 0 alone writes; G and D are identical on every rank
+        if log:
             save_state(tmp, {"training": tr.state_dict(), "epoch": epoch})
-        ckpt = ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None
+            log.attach_pending(tmp)
+        ckpt = ray.train.Checkpoint.from_directory(tmp) if log else None
         ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"epoch_{epoch:05d}")
 
 

@@ -11,7 +11,7 @@ from gan_core.config import LOSS_NAMES, load_config
 from gan_core.ema import ema_beta, ema_update
 from gan_core.losses import r1_penalty
 from gan_core.models import build_models
-from gan_core.training import GANTraining, make_optimizers
+from gan_core.training import GANTraining, apply_optimizer_config, make_optimizers
 
 BATCH = 8
 SMALL = ["model.family=dcgan", "data.image_size=8", "data.channels=1", "model.z_dim=8",
@@ -312,6 +312,33 @@ def test_exact_checkpoint_round_trip(tmp_path, overrides):
     assert final_b["step_index"] == 5 and final_b["images_seen"] == 5 * BATCH
 
 
+def test_pbt_exploit_restores_donor_state_with_the_mutated_optimizer_config(tmp_path):
+    """What a PBT exploit does to a trial: the donor's full state, the trial's own lr/betas."""
+    donor = make(seed=0, ema=4 * BATCH)
+    gen = torch.Generator().manual_seed(3)
+    for real in batches(3):
+        donor.step(real, gen)
+    save_state(tmp_path, {"training": donor.state_dict()})
+
+    mutated = load_config(None, [*SMALL, "train.lr_g=3.3e-5", "train.lr_d=7e-4", "train.beta1=0.1"])
+    trial = make("train.lr_g=3.3e-5", "train.lr_d=7e-4", "train.beta1=0.1", seed=1, ema=4 * BATCH)
+    trial.load_state_dict(load_state(tmp_path)["training"])
+    apply_optimizer_config(trial.opt_g, trial.opt_d, mutated.train)
+
+    want, got = donor.state_dict(), trial.state_dict()
+    for name in ("G", "D", "G_ema"):
+        assert all(torch.equal(want[name][k], got[name][k]) for k in want[name]), name
+    for opt in ("opt_g", "opt_d"):  # Adam moments and step counts come from the donor
+        assert all(torch.equal(a, b) for sa, sb in zip(want[opt]["state"].values(),
+                                                      got[opt]["state"].values())
+                   for a, b in zip(sa.values(), sb.values()))
+    assert got["images_seen"] == 3 * BATCH and got["step_index"] == 3
+    assert [g["lr"] for g in trial.opt_g.param_groups] == [3.3e-5]
+    assert [g["lr"] for g in trial.opt_d.param_groups] == [7e-4]
+    assert trial.opt_g.param_groups[0]["betas"] == (0.1, mutated.train.beta2)
+    assert donor.opt_g.param_groups[0]["lr"] != 3.3e-5  # the donor's own rate was different
+
+
 def test_checkpoint_without_matching_rng_diverges(tmp_path):
     """Control for the round trip: the z generator state matters, so the test above can fail."""
     data = batches(4)
@@ -375,7 +402,7 @@ def test_load_state_refuses_pickled_objects(tmp_path):
 def test_ema_switched_on_at_resume_starts_from_the_trained_generator():
     from gan_core.config import load_config
     from gan_core.models import build_models
-    from gan_core.training import GANTraining, make_optimizers
+    from gan_core.training import GANTraining, apply_optimizer_config, make_optimizers
 
     def trainer(half_life, seed):
         cfg = load_config(None, ["data.source=grid", "model.family=mlp", "model.g_width=8",
