@@ -94,6 +94,7 @@ def train_loop(config: dict) -> None:
         tr.G_ema.to(device)
 
     start_epoch = 0
+    lineage = [cfg.name]  # the Train runs this state went through (PBT: donor, then this one)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and config.get("init_checkpoint"):  # a sweep trial restored by Tune
         checkpoint = ray.train.Checkpoint(config["init_checkpoint"])
@@ -103,6 +104,8 @@ def train_loop(config: dict) -> None:
         tr.load_state_dict(state["training"])
         apply_optimizer_config(opt_g, opt_d, cfg.train)
         start_epoch = state["epoch"]
+        lineage = [*state.get("lineage", []), cfg.name]
+        lineage = [n for i, n in enumerate(lineage) if i == 0 or n != lineage[i - 1]]
 
     log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     judge = _Judge(cfg, config, device) if rank == 0 else None
@@ -153,7 +156,7 @@ def train_loop(config: dict) -> None:
         if judge:
             report.update(judge.latest)
         if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
-            _report_with_checkpoint(report, tr, epoch + 1, log)
+            _report_with_checkpoint(report, tr, epoch + 1, lineage, log)
         else:
             ray.train.report(report)
 
@@ -197,12 +200,12 @@ class _Judge:
         log.metrics({"epoch": epoch}, tr.step_index)
 
 
-def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int,
+def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, lineage: list[str],
                             log: _RankZeroLog | None) -> None:
     """`log` is rank 0's: rank 0 alone writes, as G and D are identical on every rank."""
     with tempfile.TemporaryDirectory() as tmp:
         if log:
-            save_state(tmp, {"training": tr.state_dict(), "epoch": epoch})
+            save_state(tmp, {"training": tr.state_dict(), "epoch": epoch, "lineage": lineage})
             log.attach_pending(tmp)
         ckpt = ray.train.Checkpoint.from_directory(tmp) if log else None
         ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"epoch_{epoch:05d}")

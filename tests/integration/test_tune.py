@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from gan_core.checkpoint import load_state
 from tests.conftest import REPO, explain
 
 pytestmark = pytest.mark.integration
@@ -110,8 +111,15 @@ def test_pbt_exploit_continues_from_the_donor_state_with_mutated_rates(workspace
         if lrs[-1] != lrs[0]:
             donor_rate = history(other, "lr_g")[0]
             assert min(abs(lrs[-1] / donor_rate - f) for f in (0.8, 1.2)) < 1e-9, (lrs, donor_rate)
-            exploited.append(run)
+            exploited.append((run, other))
     assert len(exploited) == 1, "exactly the worse trial exploits the better one"
+    # the state it went on from came from the donor's Train run: the checkpoint's lineage
+    run, donor = exploited[0]
+    own, theirs = (r.data.tags["gan.sweep_trial"].split("/")[1] for r in (run, donor))
+    (trial_dir,) = (workspace.path / "ray" / "pbt").glob(f"run_trial_{own}_*")
+    last = sorted(trial_dir.glob("checkpoint_*"))[-1]
+    lineage = load_state(last)["lineage"]
+    assert lineage[0].startswith(theirs) and lineage[-1].startswith(own), lineage
 
 
 def test_interrupted_sweep_resumes_without_duplicate_trials(workspace):
