@@ -62,6 +62,11 @@ class Sweep:
     scheduler: str = "none"
     scheduler_args: dict = field(default_factory=dict)
 
+    def num_trials(self) -> int:
+        """num_samples times every grid's size (Tune repeats the grid per sample)."""
+        return self.num_samples * math.prod(len(d.values) for d in self.space.values()
+                                            if d.kind == "grid")
+
     def trial_config(self, params: dict) -> Config:
         """The run config of one trial: the base with its sampled values, evaluated, sampled
         and checkpointed every epoch (one Tune report per epoch: ASHA's and PBT's time unit)."""

@@ -124,6 +124,13 @@ def results_table(sweep: Sweep, results) -> "pandas.DataFrame":
 def _report(sweep: Sweep, client: MlflowClient, parent_id: str, results) -> int:
     table = results_table(sweep, results)
     print(table.to_string(index=False))
+    left = sweep.num_trials() - results.num_terminated - results.num_errors
+    if left > 0:  # Ctrl-C: Tune saved its state and returned early
+        client.set_tag(parent_id, "failure", "interrupted; continue with --resume")
+        client.set_terminated(parent_id, "KILLED")
+        print(f"sweep '{sweep.name}' interrupted with {left} trial(s) unfinished: re-run with "
+              "--resume", file=sys.stderr)
+        return 130
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp, "sweep_results.csv")
         table.to_csv(csv, index=False)

@@ -125,18 +125,21 @@ def test_pbt_exploit_continues_from_the_donor_state_with_mutated_rates(workspace
 def test_interrupted_sweep_resumes_without_duplicate_trials(workspace):
     path = sweep_file(workspace, "resume", epochs=4, num_samples=2, max_concurrent_trials=1,
                       search_space={"train.lr_g": {"choice": [3e-4, 1e-3]}})
-    env = workspace.env
+    log = open(workspace.path / "first.log", "w")  # a file: an unread pipe would fill and block
     proc = subprocess.Popen([sys.executable, str(REPO / "pipelines" / "tune.py"), "--config", path],
-                            cwd=workspace.path, env=env, stdout=subprocess.PIPE,
+                            cwd=workspace.path, env=workspace.env, stdout=log,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     ckpts = workspace.path / "ray" / "resume"
     deadline = time.time() + 400
     while time.time() < deadline and not list(ckpts.glob("*/checkpoint_000001")):
+        assert proc.poll() is None, (workspace.path / "first.log").read_text()[-3000:]
         time.sleep(1)
     assert list(ckpts.glob("*/checkpoint_000001")), "no trial reached its second checkpoint"
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and stops
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0, out[-3000:]
+    proc.wait(timeout=120)
+    out = (workspace.path / "first.log").read_text()
+    assert proc.returncode == 130 and "--resume" in out, out[-3000:]
+    assert parent_run(workspace, "resume").info.status == "KILLED"
 
     again = workspace.run("tune.py", "--config", path, "--resume", timeout=900)
     assert again.returncode == 0, explain(again)

@@ -46,6 +46,7 @@ def test_good_sweep_and_trial_config(tmp_path):
     assert cfg.train.checkpoint_every_epochs == 1 and cfg.train.sample_every_epochs == 1
     assert cfg.eval.every_images == 0 and cfg.ray.num_to_keep >= 2
     assert sweep.base.train.lr_g == 1e-3  # the base is untouched by a trial
+    assert sweep.num_trials() == 3 * 2  # num_samples x the model.pack grid
 
 
 def test_the_shipped_sweeps_parse():
