@@ -18,7 +18,10 @@ pipelines/tune.py.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import difflib
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -99,21 +102,40 @@ def _check_value(base_values: dict, key: str, value: Any, where: str) -> None:
         raise ConfigError(where, f"value {value!r} makes the config invalid: {e}") from None
 
 
+# Fixed per sweep: the report cadence Tune schedules on (TRIAL_FIXED), the run length ASHA's
+# max_t and the metric come from, and the trial's own name.
+UNSEARCHABLE = {"train.epochs": "ASHA's max_t and the report count follow the base's epochs",
+                "train.checkpoint_every_epochs": "trials checkpoint every epoch",
+                "train.sample_every_epochs": "trials are evaluated every epoch",
+                "name": "each trial is named by Tune"}
+
+
+def _field_type(key: str):
+    """The config type of a dotted key (or a top-level one such as `seed`), else None."""
+    hints = typing.get_type_hints(Config)
+    if "." not in key:
+        return hints.get(key) if key in ("seed", "name") else None
+    section, name = key.split(".", 1)
+    if section not in hints or not dataclasses.is_dataclass(hints[section]):
+        return None
+    return typing.get_type_hints(hints[section]).get(name)
+
+
 def _parse_dist(key: str, spec: Any, base_values: dict) -> Dist:
     where = f"search_space.{key}"
-    if not key.count(".") == 1 or key.split(".")[0] not in Config.__dataclass_fields__:
-        raise ConfigError(where, "not a config key (use section.key, e.g. train.lr_g)")
-    section, name = key.split(".")
-    section_fields = Config.__dataclass_fields__[section].default_factory.__dataclass_fields__
-    if name not in section_fields:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(section_fields), n=1)
+    typ = _field_type(key)
+    if typ is None:
+        section, _, name = key.rpartition(".")
+        fields = list(typing.get_type_hints(typing.get_type_hints(Config).get(section, Config)))
+        close = difflib.get_close_matches(name, fields, n=1) if section else []
         hint = f" (did you mean '{section}.{close[0]}'?)" if close else ""
-        raise ConfigError(where, f"not a config key{hint}")
-    if section in ("data", "ray", "mlflow"):
+        raise ConfigError(where, f"not a config key{hint}; use section.key, e.g. train.lr_g")
+    section = key.split(".")[0]
+    if section in ("data", "ray", "mlflow", "eval"):
         raise ConfigError(where, f"'{section}.*' keys are shared by every trial of a sweep (one "
-                                 "dataset, one cluster, one registry); set them in the base config")
+                                 "dataset, cluster, registry and metric); set them in the base")
+    if key in UNSEARCHABLE:
+        raise ConfigError(where, f"cannot be searched: {UNSEARCHABLE[key]}")
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise ConfigError(where, f"must be one of {{{': ..., '.join(DISTRIBUTIONS)}: ...}}, "
                                  f"got {spec!r}")
@@ -127,10 +149,27 @@ def _parse_dist(key: str, spec: Any, base_values: dict) -> Dist:
             raise ConfigError(where, f"{kind} needs [low, high] numbers with low < high, got {values!r}")
         if kind == "loguniform" and values[0] <= 0:
             raise ConfigError(where, f"loguniform needs low > 0, got {values[0]!r}")
+        if typ is int:
+            raise ConfigError(where, f"an integer key: use choice or grid, not {kind}")
         values = [float(v) for v in values]
     for v in values:
         _check_value(base_values, key, v, where)
     return Dist(kind, values)
+
+
+def _check_scheduler(name: str, args: dict, epochs: int) -> None:
+    def need(key, ok, what):
+        if not ok:
+            raise ConfigError(f"scheduler.{key}", f"must be {what}, got {args[key]!r}")
+
+    if name == "asha":
+        need("grace_period", 1 <= args["grace_period"] <= epochs, f"in [1, epochs={epochs}]")
+        need("reduction_factor", args["reduction_factor"] > 1, "> 1")
+    if name == "pbt":
+        need("perturbation_interval", 1 <= args["perturbation_interval"] < epochs,
+             f"in [1, epochs={epochs}) so that at least one perturbation happens")
+        need("quantile_fraction", 0 < args["quantile_fraction"] <= 0.5, "in (0, 0.5]")
+        need("resample_probability", 0 <= args["resample_probability"] <= 1, "in [0, 1]")
 
 
 def load_sweep(path: str, overrides: dict | None = None) -> Sweep:
@@ -186,6 +225,7 @@ def load_sweep(path: str, overrides: dict | None = None) -> Sweep:
         if type(v) is not type(args[k]) and not (isinstance(args[k], float) and isinstance(v, int)):
             raise ConfigError(f"scheduler.{k}", f"must be a {type(args[k]).__name__}, got {v!r}")
         args[k] = v
+    _check_scheduler(name, args, base.train.epochs)
     if name == "pbt":
         frozen = [k for k in space if k not in PBT_MUTABLE]
         if frozen:

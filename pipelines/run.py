@@ -34,8 +34,10 @@ def _check_resources(cfg: Config) -> None:
 
 
 def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: str,
-                 eval_inputs: dict, callbacks: list | None = None) -> TorchTrainer:
+                 eval_inputs: dict, callbacks: list | None = None,
+                 keep_all_checkpoints: bool = False) -> TorchTrainer:
     """run_id None: rank 0 logs nothing to MLflow (a sweep trial's driver logs for it)."""
+    keep = None if keep_all_checkpoints else cfg.ray.num_to_keep
     return TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
@@ -46,7 +48,7 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
         run_config=ray.train.RunConfig(
             name=cfg.name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.ray.num_to_keep),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep),
             callbacks=callbacks),
         datasets={"train": dataset},
     )

@@ -18,7 +18,7 @@ from gan_core.sweep import Sweep
 from pipelines.datasets import to_ray_dataset
 from pipelines.run import evaluation_inputs
 from pipelines.sweep_trial import run_trial
-from pipelines.sweep_tracking import TRIAL_TAG, SweepTracker
+from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
 from pipelines.tracking import RUN_NAME_TAG, log_generator, start_or_resume_run, tracking_uri, update_champion
 from pipelines.train import storage_path
 from pipelines.tune import concurrency, scheduler, search_space
@@ -57,14 +57,20 @@ def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> 
         print(f"error: sweep '{sweep.name}' already exists under {root}: pass --resume to "
               "continue it, or rename the sweep", file=sys.stderr)
         return 2
-    done = _finished_parent(client, base.mlflow.experiment, sweep.name)
-    if resume and done:
-        print(f"sweep '{sweep.name}' already finished (MLflow run {done}); nothing to resume")
+    parent = _parent_run(client, base.mlflow.experiment, sweep.name) if resume else None
+    if parent is not None and parent.info.status == "FINISHED":
+        print(f"sweep '{sweep.name}' already finished (MLflow run {parent.info.run_id}); "
+              "nothing to resume")
         return 0
-    parent_id, resumed = start_or_resume_run(client, base.mlflow.experiment, sweep.name,
-                                             _space_params(sweep), tags={"gan.sweep": "parent"})
-    if not resumed:
+    if parent is None:  # a new sweep, or one interrupted before its MLflow run existed
+        parent_id, _ = start_or_resume_run(client, base.mlflow.experiment, sweep.name,
+                                           _space_params(sweep), tags={PARENT_TAG: "parent"},
+                                           new=True)
         client.log_artifact(parent_id, config_path, "sweep")
+    else:
+        parent_id = parent.info.run_id
+        client.update_run(parent_id, status="RUNNING")
+    resumed = parent is not None
     exp_id = client.get_run(parent_id).info.experiment_id
     print(f"sweep '{sweep.name}' ({'resumed' if resumed else 'new'}): MLflow run {parent_id}, "
           f"up to {limit} trials at once")
@@ -77,13 +83,15 @@ def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> 
         raise
 
 
-def _finished_parent(client: MlflowClient, experiment: str, name: str) -> str | None:
+def _parent_run(client: MlflowClient, experiment: str, name: str):
+    """The newest MLflow parent run of sweep `name`, if any."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
     runs = client.search_runs([exp.experiment_id], f"tags.`{RUN_NAME_TAG}` = '{name}' and "
-                              "attributes.status = 'FINISHED'", max_results=1)
-    return runs[0].info.run_id if runs else None
+                              f"tags.`{PARENT_TAG}` = 'parent'", max_results=1,
+                              order_by=["attributes.start_time DESC"])
+    return runs[0] if runs else None
 
 
 def _fit(sweep: Sweep, data: ArrayData, eval_inputs: dict, root: str, uri: str, exp_id: str,
@@ -106,7 +114,9 @@ def _fit(sweep: Sweep, data: ArrayData, eval_inputs: dict, root: str, uri: str, 
             run_config=tune.RunConfig(
                 name=sweep.name, storage_path=root, verbose=1,
                 callbacks=[SweepTracker(uri, exp_id, parent_id, sweep)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=base.ray.num_to_keep)))
+                # PBT restores donors' checkpoints by reference, possibly much later: keep all
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=None if sweep.scheduler == "pbt" else base.ray.num_to_keep)))
     return tuner.fit()
 
 
@@ -126,6 +136,10 @@ def _report(sweep: Sweep, client: MlflowClient, parent_id: str, results) -> int:
     print(table.to_string(index=False))
     left = sweep.num_trials() - results.num_terminated - results.num_errors
     if left > 0:  # Ctrl-C: Tune saved its state and returned early
+        for run in client.search_runs([client.get_run(parent_id).info.experiment_id],
+                                      f"tags.`mlflow.parentRunId` = '{parent_id}' and "
+                                      "attributes.status = 'RUNNING'"):
+            client.set_terminated(run.info.run_id, "KILLED")
         client.set_tag(parent_id, "failure", "interrupted; continue with --resume")
         client.set_terminated(parent_id, "KILLED")
         print(f"sweep '{sweep.name}' interrupted with {left} trial(s) unfinished: re-run with "

@@ -2,7 +2,9 @@
 run per sweep, a nested run per trial with its params, per-epoch metrics and sample grids."""
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -12,9 +14,23 @@ from gan_core.sweep import Sweep
 from pipelines.tracking import RUN_NAME_TAG, log_metrics
 
 TRIAL_TAG = "gan.sweep_trial"
+PARENT_TAG = "gan.sweep"
 # Tune's bookkeeping, not the run's figures
 _TUNE_KEYS = {"training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid",
               "time_since_restore", "iterations_since_restore"}
+
+
+def _safe(method):
+    """Tracking trouble (a locked SQLite file, a restarting server) warns; the sweep goes on."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            warnings.warn(f"MLflow logging failed in {method.__name__}, the sweep goes on: {e}")
+
+    return wrapped
 
 
 class SweepTracker(tune.Callback):
@@ -53,22 +69,27 @@ class SweepTracker(tune.Callback):
         self.runs[trial.trial_id] = run_id
         return run_id
 
+    @_safe
     def on_trial_start(self, iteration, trials, trial, **info):
         self.client.update_run(self.run_id(trial), status="RUNNING")
 
+    @_safe
     def on_trial_result(self, iteration, trials, trial, result, **info):
         values = {k: v for k, v in result.items() if k not in _TUNE_KEYS
                   and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
         log_metrics(self.client, self.run_id(trial), values, int(result.get("step", iteration)))
 
+    @_safe
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         with checkpoint.as_directory() as d:
             for png in sorted(Path(d, "samples").glob("*.png")):
                 self.client.log_artifact(self.run_id(trial), str(png), "samples")
 
+    @_safe
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.client.set_terminated(self.run_id(trial), "FINISHED")
 
+    @_safe
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
         error = getattr(trial, "error_file", None) or "see the Tune trial's error file"

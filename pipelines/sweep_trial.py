@@ -8,11 +8,11 @@ restored by PBT (or by `--resume`) starts a fresh Train run that loads Tune's ch
 the trial's (mutated) learning rates written into the restored optimizers."""
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 
 from ray import tune
-from ray.train import Checkpoint
 from ray.train.v2.api.callback import UserCallback
 from ray.util.queue import Empty, Queue
 
@@ -22,15 +22,23 @@ from pipelines.run_marker import read_divergence
 
 
 class ForwardReports(UserCallback):
-    """Runs on the Train controller: rank 0's metrics and the checkpoint path, one at a time."""
+    """Runs on the Train controller: rank 0's metrics and the checkpoint, one at a time (the
+    one-slot queue keeps Train at most a report ahead of Tune)."""
 
     def __init__(self, queue: Queue):
         self.queue = queue
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        # Blocks while the previous report is still being copied, so Train cannot delete a
-        # checkpoint (num_to_keep) before Tune has its copy.
-        self.queue.put((dict(metrics[0]), checkpoint.path if checkpoint else None))
+        self.queue.put((dict(metrics[0]), checkpoint))
+
+
+def _tune_metrics(metrics: dict, sweep: Sweep) -> dict:
+    """A missing or non-finite objective (a skipped evaluation, a collapsing trial) becomes the
+    worst value, so ASHA stops the trial and PBT never picks it as a donor."""
+    value = metrics.get(sweep.metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        metrics = {**metrics, sweep.metric: math.inf if sweep.mode == "min" else -math.inf}
+    return metrics
 
 
 def run_trial(params: dict, *, sweep: Sweep, dataset, eval_inputs: dict, storage: str,
@@ -43,11 +51,11 @@ def run_trial(params: dict, *, sweep: Sweep, dataset, eval_inputs: dict, storage
     # Train run it had before (after a PBT exploit that run belongs to another config)
     cfg.name = f"{ctx.get_trial_id()}-{uuid.uuid4().hex[:8]}"
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    extra = {**eval_inputs, "report_every_epoch": True}
-    if restored is not None:
-        extra["init_checkpoint"] = restored.path
+    extra = {**eval_inputs, "init_checkpoint": restored}
+    # Train keeps every checkpoint; this thread deletes each one once Tune holds a copy and a
+    # newer one exists (Train's own deletion could race Tune's copy)
     trainer = make_trainer(cfg, dataset, uri, None, storage, extra,
-                           callbacks=[ForwardReports(queue)])
+                           callbacks=[ForwardReports(queue)], keep_all_checkpoints=True)
     outcome: dict = {}
 
     def fit() -> None:
@@ -58,16 +66,22 @@ def run_trial(params: dict, *, sweep: Sweep, dataset, eval_inputs: dict, storage
 
     thread = threading.Thread(target=fit, name="train-fit", daemon=True)
     thread.start()
+    forwarded = None
     while True:
         try:
-            metrics, path = queue.get(timeout=1.0)
+            metrics, checkpoint = queue.get(timeout=1.0)
         except Empty:
             if not thread.is_alive() and queue.empty():
                 break
             continue
         if metrics.get("diverged"):
             continue  # surfaced below from the run's marker
-        tune.report(metrics, checkpoint=Checkpoint.from_directory(path) if path else None)
+        copy = tune.Checkpoint(checkpoint.path, checkpoint.filesystem) if checkpoint else None
+        tune.report(_tune_metrics(metrics, sweep), checkpoint=copy)
+        if checkpoint:
+            if forwarded:
+                forwarded.filesystem.delete_dir(forwarded.path)
+            forwarded = checkpoint
     thread.join()
     if "error" in outcome:
         raise outcome["error"]

@@ -34,12 +34,14 @@ def tracking_uri() -> str:
 
 
 def start_or_resume_run(client: MlflowClient, experiment: str, run_name: str, params: dict,
-                        tags: dict) -> tuple[str, bool]:
-    """The MLflow run for a Ray run name: the existing one when resuming, else a new one."""
+                        tags: dict, new: bool = False) -> tuple[str, bool]:
+    """The MLflow run for a Ray run name: the existing one when resuming, else (or when `new`)
+    a new one."""
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    found = client.search_runs([exp_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
+    found = [] if new else client.search_runs(
+        [exp_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}'",
+        order_by=["attributes.start_time DESC"], max_results=1)
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")

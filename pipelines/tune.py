@@ -9,6 +9,7 @@ Re-running with --resume continues an interrupted sweep of the same name."""
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 
@@ -43,9 +44,21 @@ def scheduler(sweep: Sweep):
     if sweep.scheduler == "asha":
         return ASHAScheduler(time_attr="training_iteration", max_t=sweep.base.train.epochs, **args)
     if sweep.scheduler == "pbt":
+        bounds = {k: tuple(d.values) for k, d in sweep.space.items()
+                  if d.kind in ("loguniform", "uniform")}
         return PopulationBasedTraining(time_attr="training_iteration",
-                                       hyperparam_mutations=search_space(sweep), **args)
+                                       hyperparam_mutations=search_space(sweep),
+                                       custom_explore_fn=functools.partial(clip_to_bounds, bounds),
+                                       **args)
     return None
+
+
+def clip_to_bounds(bounds: dict, config: dict) -> dict:
+    """PBT perturbs by x0.8 / x1.2 without limits; keep every range key inside its range."""
+    for key, (low, high) in bounds.items():
+        if key in config:
+            config[key] = min(max(config[key], low), high)
+    return config
 
 
 def trial_resources(sweep: Sweep) -> dict:
@@ -61,6 +74,10 @@ def concurrency(sweep: Sweep, cluster: dict) -> int:
             raise ConfigError("base.ray.num_workers", f"a trial needs {amount:g} {res} "
                               f"({sweep.base.ray.num_workers} workers); the cluster has "
                               f"{cluster.get(res, 0):g}")
+    if need["CPU"] > cluster.get("CPU", 0) - DATA_CPUS:
+        print(f"warning: a trial takes {need['CPU']:g} of the cluster's {cluster.get('CPU', 0):g} "
+              "CPUs, leaving less than one for Ray Data: lower ray.cpus_per_worker",
+              file=sys.stderr)
     if sweep.max_concurrent_trials:
         return sweep.max_concurrent_trials
     fits = [math.floor((cluster.get("CPU", 0) - DATA_CPUS) / need["CPU"])]
@@ -71,6 +88,10 @@ def concurrency(sweep: Sweep, cluster: dict) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.resume and (args.num_samples or args.max_concurrent_trials):
+        print("error: --resume continues the sweep as it was started: drop --num-samples and "
+              "--max-concurrent-trials (and resume with the same sweep file)", file=sys.stderr)
+        return 2
     try:
         overrides = {k: v for k, v in (("num_samples", args.num_samples),
                                        ("max_concurrent_trials", args.max_concurrent_trials)) if v is not None}

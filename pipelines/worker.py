@@ -96,8 +96,8 @@ def train_loop(config: dict) -> None:
     start_epoch = 0
     lineage = [cfg.name]  # the Train runs this state went through (PBT: donor, then this one)
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None and config.get("init_checkpoint"):  # a sweep trial restored by Tune
-        checkpoint = ray.train.Checkpoint(config["init_checkpoint"])
+    if checkpoint is None:  # a sweep trial restored by Tune (PBT exploit, --resume)
+        checkpoint = config.get("init_checkpoint")
     if checkpoint:
         with checkpoint.as_directory() as d:
             state = load_state(d, map_location=device)
@@ -184,6 +184,7 @@ class _Judge:
         samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device)
         if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
+            self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
         self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net)
         self.measured_at = tr.images_seen

@@ -65,6 +65,12 @@ def test_the_shipped_sweeps_parse():
     ({"train.lr_g": {"normal": [0, 1]}}, "search_space.train.lr_g", "loguniform"),
     ({"data.num_samples": {"grid": [10, 20]}}, "search_space.data.num_samples", "shared by every trial"),
     ({"model.depth": {"grid": [0, 2]}}, "search_space.model.depth", "must be > 0"),
+    ({"model.depth": {"uniform": [1, 4]}}, "search_space.model.depth", "integer key: use choice"),
+    ({"train.epochs": {"grid": [2, 4]}}, "search_space.train.epochs", "max_t"),
+    ({"eval.num_samples": {"grid": [100, 200]}}, "search_space.eval.num_samples", "shared"),
+    ({"train.sample_every_epochs": {"grid": [1, 2]}}, "search_space.train.sample_every_epochs",
+     "evaluated every epoch"),
+    ({"name": {"choice": ["a", "b"]}}, "search_space.name", "named by Tune"),
 ])
 def test_bad_search_space_names_the_key(tmp_path, space, key, words):
     e = error(tmp_path, search_space=space)
@@ -88,9 +94,25 @@ def test_metric_no_trial_reports(tmp_path):
     ({"trials": 3}, "trials"),
     ({"overrides": {"train.epochs": 0}}, "base.train.epochs"),
     ({"scheduler": {"name": "pbt"}}, "search_space.loss.name"),  # architecture/loss can't mutate
+    ({"scheduler": {"name": "asha", "reduction_factor": 1}}, "scheduler.reduction_factor"),
+    ({"scheduler": {"name": "asha", "grace_period": 50}}, "scheduler.grace_period"),
 ])
 def test_bad_sweep_keys(tmp_path, changes, key):
     assert error(tmp_path, **changes).key == key
+
+
+def test_seed_is_searchable_with_choice(tmp_path):
+    sweep = load_sweep(write(tmp_path, search_space={"seed": {"grid": [0, 1, 2]}}))
+    assert sweep.num_trials() == 3 * 3 and sweep.trial_config({"seed": 2}).seed == 2
+
+
+def test_pbt_scheduler_ranges(tmp_path):
+    space = {"train.lr_g": {"loguniform": [1e-4, 1e-3]}}
+    for args, key in (({"perturbation_interval": 20}, "scheduler.perturbation_interval"),
+                      ({"quantile_fraction": 0.9}, "scheduler.quantile_fraction"),
+                      ({"resample_probability": 1.5}, "scheduler.resample_probability")):
+        e = error(tmp_path, scheduler={"name": "pbt", **args}, search_space=space)
+        assert e.key == key, e
 
 
 def test_pbt_accepts_optimizer_keys_only(tmp_path):

@@ -402,7 +402,7 @@ def test_load_state_refuses_pickled_objects(tmp_path):
 def test_ema_switched_on_at_resume_starts_from_the_trained_generator():
     from gan_core.config import load_config
     from gan_core.models import build_models
-    from gan_core.training import GANTraining, apply_optimizer_config, make_optimizers
+    from gan_core.training import GANTraining, make_optimizers
 
     def trainer(half_life, seed):
         cfg = load_config(None, ["data.source=grid", "model.family=mlp", "model.g_width=8",
