@@ -76,3 +76,28 @@ def test_job_submit_reports_bad_config_without_starting_training(cluster):
     out = job.stdout + job.stderr
     assert "config key 'loss.name'" in out and "wasserstein" in out and "failed" in out
     assert "TrainController" not in out
+
+
+def test_sweep_under_job_submit_registers_its_best_trial(cluster):
+    ws, address = cluster
+    sweep = ws.path / "e2e-sweep.yaml"
+    sweep.write_text(json.dumps({  # JSON is YAML
+        "name": "e2e-sweep", "base": str(REPO / "tune_configs" / "grid_mlp.yaml"),
+        "overrides": {"data.num_samples": 4096, "train.batch_size": 128, "train.epochs": 2,
+                      "ray.cpus_per_worker": 0.25, "ray.storage_path": str(ws.path / "ray"),
+                      "mlflow.experiment": "e2e-sweep", "mlflow.registered_model": "e2e-sweep-grid"},
+        "metric": "kl", "mode": "min", "num_samples": 2,
+        "search_space": {"train.lr_g": {"choice": [3e-4, 1e-3]}}}))
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", address, "--runtime-env-json",
+         json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": ws.uri}}), "--", sys.executable,
+         str(REPO / "pipelines" / "tune.py"), "--config", str(sweep)],
+        cwd=ws.path, env=ws.env, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, explain(job)
+    client = ws.client()
+    runs = client.search_runs([client.get_experiment_by_name("e2e-sweep").experiment_id])
+    parent = [r for r in runs if r.data.tags.get("gan.sweep") == "parent"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parent) == 1 and len(trials) == 2
+    champion = client.get_model_version_by_alias("e2e-sweep-grid", "champion")
+    assert champion.run_id in {t.info.run_id for t in trials}
