@@ -83,7 +83,7 @@ def test_sweep_under_job_submit_registers_its_best_trial(cluster):
     sweep = ws.path / "e2e-sweep.yaml"
     sweep.write_text(json.dumps({  # JSON is YAML
         "name": "e2e-sweep", "base": str(REPO / "tune_configs" / "grid_mlp.yaml"),
-        "overrides": {"data.num_samples": 4096, "train.batch_size": 128, "train.epochs": 2,
+        "overrides": {"data.num_samples": 32768, "train.batch_size": 128, "train.epochs": 2,
                       "ray.cpus_per_worker": 0.25, "ray.storage_path": str(ws.path / "ray"),
                       "mlflow.experiment": "e2e-sweep", "mlflow.registered_model": "e2e-sweep-grid"},
         "metric": "kl", "mode": "min", "num_samples": 2,
