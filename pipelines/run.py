@@ -20,17 +20,32 @@ from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri,
 from pipelines.worker import train_loop
 
 
-def _check_resources(cfg: Config) -> None:
+def _check_resources(cfg: Config, prefix: str) -> None:
     """Fail fast instead of waiting forever for workers the cluster cannot place."""
     total = ray.cluster_resources()
     need_cpu = cfg.ray.num_workers * cfg.ray.cpus_per_worker
     if total.get("CPU", 0) < need_cpu:
-        raise ConfigError("ray.num_workers", f"{cfg.ray.num_workers} workers x "
-                          f"{cfg.ray.cpus_per_worker} CPU need {need_cpu} CPUs; the cluster has "
+        raise ConfigError(f"{prefix}ray.num_workers", f"{cfg.ray.num_workers} workers x "
+                          f"{cfg.ray.cpus_per_worker:g} CPU need {need_cpu:g} CPUs; the cluster has "
                           f"{total.get('CPU', 0):g} (lower ray.cpus_per_worker or the worker count)")
     if cfg.ray.use_gpu and total.get("GPU", 0) < cfg.ray.num_workers:
-        raise ConfigError("ray.use_gpu", f"{cfg.ray.num_workers} workers need as many GPUs; "
-                          f"the cluster has {total.get('GPU', 0):g}")
+        raise ConfigError(f"{prefix}ray.use_gpu", f"{cfg.ray.num_workers} workers need as many "
+                          f"GPUs; the cluster has {total.get('GPU', 0):g}")
+
+
+def start(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[str, MlflowClient, dict]:
+    """What a run and a sweep (whose keys are `base.`-prefixed) do before training: the tracking
+    URI and client, the evaluation inputs, Ray, and a cluster large enough for cfg's workers.
+    Raises ConfigError naming the key."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        eval_inputs = evaluation_inputs(cfg, data)
+    except ValueError as e:
+        raise ConfigError(f"{prefix}eval.evaluator", str(e)) from None
+    ray.init()
+    _check_resources(cfg, prefix)
+    return uri, MlflowClient(uri), eval_inputs
 
 
 def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: str,
@@ -75,17 +90,8 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
 
 
 def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     try:
-        eval_inputs = evaluation_inputs(cfg, data)
-    except ValueError as e:
-        print(f"error: config key 'eval.evaluator': {e}", file=sys.stderr)
-        return 2
-    ray.init()
-    try:
-        _check_resources(cfg)
+        uri, client, eval_inputs = start(cfg, data)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -121,19 +127,29 @@ def _train_and_register(cfg: Config, data: ArrayData, storage: str, uri: str,
 
 
 def _register(cfg: Config, client: MlflowClient, run_id: str, result) -> int:
-    with result.checkpoint.as_directory() as d:
-        state = load_state(d)["training"]
-    g_state = state["G_ema"] if state["G_ema"] is not None else state["G"]
-    info = log_generator(run_id, g_state, cfg.to_dict(), cfg.mlflow.registered_model)
-    version = info.registered_model_version
-    moved, reason = update_champion(client, cfg.mlflow.registered_model, version,
-                                    cfg.mlflow.metric, cfg.mlflow.mode)
+    line, moved, reason = register_checkpoint(client, run_id, result.checkpoint, cfg,
+                                              cfg.mlflow.metric, cfg.mlflow.mode)
     client.set_tag(run_id, "champion", f"{moved}: {reason}")
     client.set_terminated(run_id, "FINISHED")
     name = cfg.mlflow.registered_model
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}
     print(f"final metrics: {shown}")
-    print(f"registered {name} v{version}; champion {'moved to' if moved else 'stays, not'} "
-          f"v{version}: {reason}")
+    print(line)
     print(f"samples: python pipelines/generate.py --model models:/{name}@champion --n 64 --out grid.png")
     return 0
+
+
+def register_checkpoint(client: MlflowClient, run_id: str, checkpoint, cfg: Config,
+                        metric: str | None, mode: str) -> tuple[str, bool, str]:
+    """Log a training checkpoint's generator (the EMA one when kept) to `run_id`, register it
+    under cfg's model name and move `champion` if it beats the current one on `metric`.
+    Returns the line to print, whether champion moved, and why."""
+    with checkpoint.as_directory() as d:
+        state = load_state(d)["training"]
+    g_state = state["G_ema"] if state["G_ema"] is not None else state["G"]
+    name = cfg.mlflow.registered_model
+    version = log_generator(run_id, g_state, cfg.to_dict(), name).registered_model_version
+    moved, reason = update_champion(client, name, version, metric, mode)
+    line = (f"registered {name} v{version}; champion {'moved to' if moved else 'stays, not'} "
+            f"v{version}: {reason}")
+    return line, moved, reason

@@ -6,20 +6,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-import mlflow
 import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from gan_core.checkpoint import load_state
 from gan_core.config import ConfigError
 from gan_core.data import ArrayData
 from gan_core.sweep import Sweep
 from pipelines.datasets import to_ray_dataset
-from pipelines.run import evaluation_inputs
+from pipelines.run import register_checkpoint, start
 from pipelines.sweep_trial import run_trial
 from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
-from pipelines.tracking import RUN_NAME_TAG, log_generator, start_or_resume_run, tracking_uri, update_champion
+from pipelines.tracking import RUN_NAME_TAG, start_or_resume_run
 from pipelines.train import storage_path
 from pipelines.tune import concurrency, scheduler, search_space
 
@@ -33,21 +31,13 @@ def _space_params(sweep: Sweep) -> dict:
 
 
 def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> int:
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     base = sweep.base
     try:
-        eval_inputs = evaluation_inputs(base, data)
-    except ValueError as e:
-        print(f"error: config key 'base.eval.evaluator': {e}", file=sys.stderr)
-        return 2
-    ray.init()
-    try:
-        limit = concurrency(sweep, ray.cluster_resources())
+        uri, client, eval_inputs = start(base, data, prefix="base.")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    limit = concurrency(sweep, ray.cluster_resources())
     root = storage_path(base)
     exp_dir = Path(root, sweep.name) if "://" not in root else None
     if resume and not tune.Tuner.can_restore(f"{root}/{sweep.name}"):
@@ -76,7 +66,7 @@ def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> 
           f"up to {limit} trials at once")
     try:
         results = _fit(sweep, data, eval_inputs, root, uri, exp_id, parent_id, limit, resume)
-        return _report(sweep, client, parent_id, results)
+        return _report(sweep, client, exp_id, parent_id, results)
     except BaseException as e:  # Ctrl-C included: the parent run never stays RUNNING
         client.set_tag(parent_id, "failure", f"{type(e).__name__}: {e}"[:5000])
         client.set_terminated(parent_id, "FAILED")
@@ -131,12 +121,12 @@ def results_table(sweep: Sweep, results) -> "pandas.DataFrame":
     return table
 
 
-def _report(sweep: Sweep, client: MlflowClient, parent_id: str, results) -> int:
+def _report(sweep: Sweep, client: MlflowClient, exp_id: str, parent_id: str, results) -> int:
     table = results_table(sweep, results)
     print(table.to_string(index=False))
     left = sweep.num_trials() - results.num_terminated - results.num_errors
     if left > 0:  # Ctrl-C: Tune saved its state and returned early
-        for run in client.search_runs([client.get_run(parent_id).info.experiment_id],
+        for run in client.search_runs([exp_id],
                                       f"tags.`mlflow.parentRunId` = '{parent_id}' and "
                                       "attributes.status = 'RUNNING'"):
             client.set_terminated(run.info.run_id, "KILLED")
@@ -159,26 +149,19 @@ def _report(sweep: Sweep, client: MlflowClient, parent_id: str, results) -> int:
         client.set_terminated(parent_id, "FAILED")
         print(f"error: no trial reported a finite {sweep.metric!r} with a checkpoint", file=sys.stderr)
         return 1
-    trial_run = _trial_run_id(client, sweep, parent_id, best.metrics["trial_id"])
-    cfg = sweep.trial_config(best.config)
-    with best.checkpoint.as_directory() as d:
-        state = load_state(d)["training"]
-    g_state = state["G_ema"] if state["G_ema"] is not None else state["G"]
-    name = cfg.mlflow.registered_model
-    version = log_generator(trial_run, g_state, cfg.to_dict(), name).registered_model_version
-    moved, reason = update_champion(client, name, version, sweep.metric, sweep.mode)
+    trial_run = _trial_run_id(client, sweep, exp_id, best.metrics["trial_id"])
+    line, _, _ = register_checkpoint(client, trial_run, best.checkpoint,
+                                     sweep.trial_config(best.config), sweep.metric, sweep.mode)
     client.log_metric(parent_id, f"best_{sweep.metric}", float(best.metrics[sweep.metric]))
     client.set_tag(parent_id, "best_trial_run", trial_run)
     client.set_terminated(parent_id, "FINISHED")
     print(f"best trial: {best.metrics.get('trial_id')} {sweep.metric}="
           f"{best.metrics[sweep.metric]:.4g} with {dict(best.config)}")
-    print(f"registered {name} v{version}; champion {'moved to' if moved else 'stays, not'} "
-          f"v{version}: {reason}")
+    print(line)
     return 0
 
 
-def _trial_run_id(client: MlflowClient, sweep: Sweep, parent_id: str, trial_id: str) -> str:
-    exp_id = client.get_run(parent_id).info.experiment_id
+def _trial_run_id(client: MlflowClient, sweep: Sweep, exp_id: str, trial_id: str) -> str:
     (run,) = client.search_runs([exp_id], f"tags.`{TRIAL_TAG}` = '{sweep.name}/{trial_id}'",
                                 max_results=1)
     return run.info.run_id

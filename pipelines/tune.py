@@ -67,13 +67,9 @@ def trial_resources(sweep: Sweep) -> dict:
 
 
 def concurrency(sweep: Sweep, cluster: dict) -> int:
-    """Trials that fit at once, leaving DATA_CPUS for Ray Data; the cluster must fit one."""
+    """Trials that fit at once, leaving DATA_CPUS for Ray Data (the cluster holds one: checked
+    by run.start)."""
     need = trial_resources(sweep)
-    for res, amount in need.items():
-        if amount > cluster.get(res, 0):
-            raise ConfigError("base.ray.num_workers", f"a trial needs {amount:g} {res} "
-                              f"({sweep.base.ray.num_workers} workers); the cluster has "
-                              f"{cluster.get(res, 0):g}")
     if need["CPU"] > cluster.get("CPU", 0) - DATA_CPUS:
         print(f"warning: a trial takes {need['CPU']:g} of the cluster's {cluster.get('CPU', 0):g} "
               "CPUs, leaving less than one for Ray Data: lower ray.cpus_per_worker",

@@ -104,8 +104,9 @@ def train_loop(config: dict) -> None:
         tr.load_state_dict(state["training"])
         apply_optimizer_config(opt_g, opt_d, cfg.train)
         start_epoch = state["epoch"]
-        lineage = [*state.get("lineage", []), cfg.name]
-        lineage = [n for i, n in enumerate(lineage) if i == 0 or n != lineage[i - 1]]
+        lineage = state.get("lineage", [])
+        if lineage[-1:] != [cfg.name]:  # a plain resume continues the same Train run
+            lineage = [*lineage, cfg.name]
 
     log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     judge = _Judge(cfg, config, device) if rank == 0 else None

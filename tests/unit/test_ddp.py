@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import traceback
+import warnings
 
 import numpy as np
 import pytest
@@ -105,11 +106,14 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
             except Exception:
                 results[name] = {"ok": False, "error": traceback.format_exc()}
             dist.barrier()
+        results["_complete"] = True  # every variant ran on every rank
     except Exception:
         results["_setup"] = {"ok": False, "error": traceback.format_exc()}
     finally:
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
             json.dump(results, f)
+            f.flush()
+            os.fsync(f.fileno())
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -117,10 +121,19 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    try:
+        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+    except mp.ProcessExitedException as e:
+        # gloo's teardown at process exit now and then aborts ("terminate called without an
+        # active exception") after the work is done; a crash before that still fails here
+        files = [out / f"rank{r}.json" for r in range(WORLD)]
+        if not all(f.exists() and json.loads(f.read_text()).get("_complete") for f in files):
+            raise
+        warnings.warn(f"a DDP test process crashed after finishing its work: {e}")
     results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
     for r in results:
         assert "_setup" not in r, r["_setup"]["error"]
+        assert r.get("_complete"), r
     return results
 
 

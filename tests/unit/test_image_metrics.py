@@ -294,7 +294,7 @@ def test_with_the_project_digit_classifier():
     evaluator = pytest.importorskip("gan_core.models.evaluator")
     torch.manual_seed(0)
     net = evaluator.DigitClassifier()
-    x, y = blobs(40, 0), blobs(40, 1)
+    x = blobs(40, 0)
     f, lg = extract(net, x)
     assert f.shape == (40, 128) and lg.shape == (40, 10)
     with pytest.warns(UserWarning, match="singular covariance"):
