@@ -26,7 +26,8 @@ LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
-                  "swd": ("swd",), "modes": ("modes", "kl")}  # modes: Stacked MNIST's 1,000
+                  "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
+                  "cond_acc": ("cond_acc",)}  # conditional G: share drawn as the asked class
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 
 
@@ -59,6 +60,9 @@ class ModelConfig:
     g_norm: str = "batch"
     d_norm: str = "batch"
     pack: int = 1  # PacGAN: D judges `pack` samples jointly; 1 = off
+    num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
+    cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
+    d_cond: str = "projection"  # how D takes the label: projection or concat
 
 
 @dataclass
@@ -218,16 +222,18 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("model.g_norm", cfg.model.g_norm, NORMS)
     one_of("model.d_norm", cfg.model.d_norm, NORMS)
     one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
+    one_of("model.d_cond", cfg.model.d_cond, ("projection", "concat"))
     one_of("data.channels", cfg.data.channels, (1, 3))
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
-                "model.d_width", "model.depth", "train.batch_size", "train.epochs", "train.lr_g",
+                "model.d_width", "model.depth", "model.cond_dim", "train.batch_size", "train.epochs", "train.lr_g",
                 "train.lr_d", "train.n_critic", "train.log_every_steps",
                 "train.checkpoint_every_epochs", "train.sample_every_epochs", "eval.num_samples", "eval.num_real",
                 "train.threads_per_worker", "ray.num_workers", "ray.cpus_per_worker",
                 "ray.num_to_keep", "loss.r1_interval"):
         section, name = key.split(".")
         positive(key, getattr(getattr(cfg, section), name))
-    for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures"):
+    for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
+                "model.num_classes"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -248,6 +254,11 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
         raise ConfigError("model.pack", f"packing is implemented for families 'mlp' and 'dcgan', "
                                         f"not '{cfg.model.family}'; set model.pack=1")
+    if cfg.model.num_classes and toy:
+        raise ConfigError("model.num_classes", f"toy source '{cfg.data.source}' has no labels; set 0")
+    if cfg.model.num_classes and cfg.model.pack > 1:
+        raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
+                                        "or model.num_classes=0")
     if cfg.train.batch_size % cfg.model.pack:
         raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is not divisible by "
                                               f"model.pack={cfg.model.pack}")
@@ -266,6 +277,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if "modes" in cfg.eval.metrics and cfg.data.source != "stacked_mnist":
         raise ConfigError("eval.metrics", "'modes' counts Stacked MNIST's 1,000 modes; the source "
                           f"is {cfg.data.source!r}")
+    if "cond_acc" in cfg.eval.metrics and not cfg.model.num_classes:
+        raise ConfigError("eval.metrics", "'cond_acc' needs a conditional model (model.num_classes > 0)")
     if cfg.eval.metrics and toy:
         raise ConfigError("eval.metrics", "image metrics need an image source; toys get theirs always")
     if set(cfg.eval.metrics) - {"swd"} and not cfg.eval.evaluator:

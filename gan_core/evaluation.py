@@ -13,23 +13,51 @@ from .metrics.stacked_mnist import stacked_mnist_modes
 from .viz import save_image_grid, toy_plot
 
 
+def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
+    """The labels `sample` draws for when none are given: balanced for a conditional G (class
+    i % k for sample i), None for an unconditional one."""
+    k = getattr(G, "num_classes", 0)
+    return np.arange(n, dtype=np.int64) % k if k else None
+
+
 @torch.no_grad()
-def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024) -> np.ndarray:
-    """n samples from G in eval mode from a seeded CPU generator (same seed, same samples)."""
+def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
+           labels=None) -> np.ndarray:
+    """n samples from G in eval mode from a seeded CPU generator (same seed, same samples); a
+    conditional G draws `labels` (default `sample_labels`)."""
     gen = torch.Generator().manual_seed(seed)
+    if getattr(G, "num_classes", 0):
+        labels = torch.as_tensor(sample_labels(G, n) if labels is None else labels).long()
+        if labels.shape != (n,):
+            raise ValueError(f"{n} samples need {n} labels, got shape {tuple(labels.shape)}")
+        if labels.min() < 0 or labels.max() >= G.num_classes:
+            raise ValueError(f"labels must lie in [0, {G.num_classes}), got {labels.min().item()}"
+                             f"..{labels.max().item()}")
     was_training = G.training
     G.eval()
     try:
-        chunks = [G(G.sample_z(min(batch, n - i), gen, device)).float().cpu()
-                  for i in range(0, n, batch)]
+        chunks = []
+        for i in range(0, n, batch):
+            z = G.sample_z(min(batch, n - i), gen, device)
+            out = G(z) if labels is None else G(z, labels[i:i + len(z)].to(device))
+            chunks.append(out.float().cpu())
     finally:
         G.train(was_training)
     return torch.cat(chunks).numpy()
 
 
+def class_rows(G: nn.Module, per_class: int, max_classes: int = 16):
+    """(labels, nrow) for a grid with one row of `per_class` samples per class of a conditional
+    G (its first `max_classes` classes); (None, None) for an unconditional G."""
+    k = getattr(G, "num_classes", 0)
+    if not k:
+        return None, None
+    return np.repeat(np.arange(min(k, max_classes)), per_class), per_class
+
+
 # what each image metric needs besides the samples
 _NEEDS = {"fid": ("real", "net"), "kid": ("real", "net"), "is": ("net",), "pr": ("real", "net"),
-          "swd": ("real",), "modes": ("net",)}
+          "swd": ("real",), "modes": ("net",), "cond_acc": ("labels", "net")}
 
 
 def _stacked_modes(samples, net) -> dict:
@@ -39,15 +67,17 @@ def _stacked_modes(samples, net) -> dict:
     return stacked_mnist_modes(samples, lambda x: extract(net, x)[1].argmax(1))
 
 
-def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net=None) -> dict:
-    """The toy metrics for toy sources; for images the named metrics (fid, kid, is, pr, swd)
-    against `real` reference images with the feature net `net`."""
+def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net=None,
+                    labels=None) -> dict:
+    """The toy metrics for toy sources; for images the named metrics (fid, kid, is, pr, swd,
+    cond_acc) against `real` reference images with the feature net `net`; `labels` are the
+    classes a conditional G was asked for."""
     if source in TOY_SOURCES:
         centres, std = toy_modes(source)
         if source == "gaussian_1d":
             return evaluate("gaussian_1d", samples, mean=float(centres[0, 0]), std=std)
         return evaluate("modes", samples, centres=centres, std=std)
-    given = {"real": real, "net": net}
+    given = {"real": real, "net": net, "labels": labels}
     out: dict = {}
     for name in metrics:
         kwargs = {k: given[k] for k in _NEEDS[name]}
@@ -56,9 +86,10 @@ def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net
     return out
 
 
-def save_figure(source: str, samples: np.ndarray, path: str, title: str = "") -> str:
-    """A scatter/density plot for toys, an image grid for images."""
+def save_figure(source: str, samples: np.ndarray, path: str, title: str = "",
+                nrow: int | None = None) -> str:
+    """A scatter/density plot for toys, an image grid (`nrow` images a row) for images."""
     if samples.ndim == 4:
-        return save_image_grid(to_unit_range(samples), path)
+        return save_image_grid(to_unit_range(samples), path, nrow=nrow)
     centres, std = toy_modes(source)
     return toy_plot(samples, source, centres, std, path, title=title)

@@ -107,7 +107,9 @@ def _check_value(base_values: dict, key: str, value: Any, where: str) -> None:
 UNSEARCHABLE = {"train.epochs": "ASHA's max_t and the report count follow the base's epochs",
                 "train.checkpoint_every_epochs": "trials checkpoint every epoch",
                 "train.sample_every_epochs": "trials are evaluated every epoch",
-                "name": "each trial is named by Tune"}
+                "name": "each trial is named by Tune",
+                "model.num_classes": "the labels are checked against the base once, and all "
+                                     "trials share one dataset"}
 
 
 def _field_type(key: str):

@@ -67,28 +67,34 @@ class GANTraining:
         """The generator to sample from: the EMA copy when there is one."""
         return self.G_ema if self.G_ema is not None else unwrap(self.G)
 
-    def _z(self, n: int, gen: torch.Generator | None, device) -> Tensor:
-        return unwrap(self.G).sample_z(n, gen, device)
+    def _fake(self, n: int, y: Tensor | None, gen: torch.Generator | None, device) -> Tensor:
+        z = unwrap(self.G).sample_z(n, gen, device)
+        return self.G(z) if y is None else self.G(z, y)
 
-    def step(self, real: Tensor, z_gen: torch.Generator | None = None) -> dict[str, Tensor]:
-        """One step on a batch of real samples; returns detached metric tensors (no host sync)."""
+    def _judge(self, x: Tensor, y: Tensor | None) -> Tensor:
+        return self.D(x) if y is None else self.D(x, y)
+
+    def step(self, real: Tensor, z_gen: torch.Generator | None = None,
+             y: Tensor | None = None) -> dict[str, Tensor]:
+        """One step on a batch of real samples (and their labels, for a conditional GAN: the
+        fakes are drawn for the same labels); returns detached metric tensors (no host sync)."""
         out: dict[str, Tensor] = {}
         for phase in self.phases:
             if self.step_index % phase.interval == 0:
-                out.update(getattr(self, f"_phase_{phase.name.lower()}")(real, z_gen))
+                out.update(getattr(self, f"_phase_{phase.name.lower()}")(real, z_gen, y))
         self.step_index += 1
         self.images_seen += self.global_batch
         return out
 
-    def _phase_d(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+    def _phase_d(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         with torch.no_grad():
-            fake = self.G(self._z(real.shape[0], z_gen, real.device))
+            fake = self._fake(real.shape[0], y, z_gen, real.device)
         self.opt_d.zero_grad(set_to_none=True)
-        real_logits, fake_logits = self.D(real), self.D(fake)
+        real_logits, fake_logits = self._judge(real, y), self._judge(fake, y)
         loss = self.loss.d(real_logits, fake_logits)
         out = {"d_loss": loss.detach()}
         if self.loss_cfg.gp_weight > 0:
-            gp = gradient_penalty(self.D, real, fake)
+            gp = gradient_penalty(lambda x: self._judge(x, y), real, fake)
             loss = loss + self.loss_cfg.gp_weight * gp
             out["gp"] = gp.detach()
         loss.backward()
@@ -101,9 +107,9 @@ class GANTraining:
         f = torch.sigmoid if self.loss_cfg.name in BCE_LOSSES else (lambda t: t)
         return {"d_real": f(real_logits).mean(), "d_fake": f(fake_logits).mean()}
 
-    def _phase_d_reg(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+    def _phase_d_reg(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         real = real.detach().requires_grad_(True)
-        real_logits = self.D(real)
+        real_logits = self._judge(real, y)
         penalty = r1_penalty(real_logits, real)
         self.opt_d.zero_grad(set_to_none=True)
         # lazy regularisation: scale by the interval so the expected gradient is unchanged.
@@ -115,13 +121,13 @@ class GANTraining:
         self.opt_d.step()
         return {"r1": penalty.detach()}
 
-    def _phase_g(self, real: Tensor, z_gen) -> dict[str, Tensor]:
+    def _phase_g(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         requires_grad(self.D, False)
         try:
             self.opt_g.zero_grad(set_to_none=True)
-            fake = self.G(self._z(real.shape[0], z_gen, real.device))
+            fake = self._fake(real.shape[0], y, z_gen, real.device)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
-                loss = self.loss.g(self.D(fake))
+                loss = self.loss.g(self._judge(fake, y))
             loss.backward()
             self.opt_g.step()
         finally:

@@ -1,7 +1,8 @@
 """The generator as an MLflow pyfunc model, logged as code (no pickled objects).
 
-Input: z, float32 (n, z_dim). Output: samples in [-1, 1], (n, C, H, W) for images or (n, D)
-for toy points. Weights load with `weights_only=True`."""
+Input: z, float32 (n, z_dim); a class-conditional generator takes {"z": (n, z_dim) float32,
+"label": (n,) int64}. Output: samples in [-1, 1], (n, C, H, W) for images or (n, D) for toy
+points. Weights load with `weights_only=True`."""
 from __future__ import annotations
 
 import json
@@ -25,11 +26,27 @@ class GeneratorModel(PythonModel):
         self.G = G.eval()
 
     def predict(self, context, model_input, params=None):
-        z = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-        if z.ndim != 2 or z.shape[1] != self.G.z_dim:
-            raise ValueError(f"input must be (n, {self.G.z_dim}) latent vectors, got {tuple(z.shape)}")
+        k = getattr(self.G, "num_classes", 0)
+        if k:
+            if not isinstance(model_input, dict) or set(model_input) != {"z", "label"}:
+                raise ValueError('a conditional generator takes {"z": (n, z_dim) float32, '
+                                 '"label": (n,) int64}')
+            z, y = _latents(model_input["z"], self.G.z_dim), np.asarray(model_input["label"]).reshape(-1)
+            if y.shape[0] != z.shape[0] or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"label must hold {z.shape[0]} integers, got {y.dtype} {y.shape}")
+            if y.min() < 0 or y.max() >= k:
+                raise ValueError(f"labels must lie in [0, {k}), got {y.min()}..{y.max()}")
+            with torch.no_grad():
+                return self.G(z, torch.as_tensor(y, dtype=torch.long)).numpy()
         with torch.no_grad():
-            return self.G(z).numpy()
+            return self.G(_latents(model_input, self.G.z_dim)).numpy()
+
+
+def _latents(values, z_dim: int) -> torch.Tensor:
+    z = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if z.ndim != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"input must be (n, {z_dim}) latent vectors, got {tuple(z.shape)}")
+    return z
 
 
 mlflow.models.set_model(GeneratorModel())

@@ -1,10 +1,12 @@
 """Sample from a generator in the MLflow registry (or any MLflow model URI).
 
     python pipelines/generate.py --model models:/NAME@champion --n 64 --out grid.png
-        [--npy samples.npy] [--seed S]
+        [--label L] [--npy samples.npy] [--seed S]
 
-Images are written as a grid; toy models as a scatter (2-D) or density (1-D) plot. --npy saves
-the raw samples: points for toys, images in [0, 1] as (n, C, H, W)."""
+Images are written as a grid; toy models as a scatter (2-D) or density (1-D) plot. A
+class-conditional model draws class --label L, or without it a grid with one row per class
+(the first 16; n // classes samples each). --npy saves the raw samples: points for toys, images in [0, 1] as
+(n, C, H, W)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +15,9 @@ import sys
 import numpy as np
 
 from gan_core.data.transforms import to_unit_range
-from gan_core.evaluation import quality_metrics, save_figure
+from gan_core.evaluation import class_rows, quality_metrics, save_figure
+
+MAX_ROWS = 16  # a grid shows at most this many classes, one row each
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -23,6 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="grid.png", help="PNG to write (default grid.png)")
     p.add_argument("--npy", help="also save the raw samples to this .npy file")
     p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--label", type=int, help="class to draw (class-conditional models)")
     return p.parse_args(argv)
 
 
@@ -41,17 +46,32 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    z = np.random.default_rng(args.seed).standard_normal((args.n, gen.G.z_dim)).astype(np.float32)
-    samples = gen.model.predict(z)
+    k = getattr(gen.G, "num_classes", 0)
+    if args.label is not None and not k:
+        print(f"error: --label: {args.model} is not class-conditional", file=sys.stderr)
+        return 2
+    if args.label is not None and not 0 <= args.label < k:
+        print(f"error: --label {args.label}: {args.model} draws classes 0..{k - 1}", file=sys.stderr)
+        return 2
+    labels, nrow = None, None
+    if k and args.label is None:
+        labels, nrow = class_rows(gen.G, max(1, args.n // min(k, MAX_ROWS)), MAX_ROWS)
+    elif k:
+        labels = np.full(args.n, args.label)
+    n = args.n if labels is None else len(labels)
+    z = np.random.default_rng(args.seed).standard_normal((n, gen.G.z_dim)).astype(np.float32)
+    samples = gen.model.predict(z if not k else {"z": z, "label": labels.astype(np.int64)})
     source = gen.cfg.data.source
-    save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}")
-    print(f"wrote {args.out} ({args.n} samples of shape {samples.shape[1:]})")
+    save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}", nrow=nrow)
+    what = "" if not k else f", class {args.label}" if args.label is not None else \
+        f", {nrow} a row for each of {len(labels) // nrow} classes"
+    print(f"wrote {args.out} ({n} samples of shape {samples.shape[1:]}{what})")
     if args.npy:
         np.save(args.npy, to_unit_range(samples) if samples.ndim == 4 else samples)
         print(f"wrote {args.npy}")
     metrics = quality_metrics(source, samples)
     if metrics:
-        print("quality: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        print("quality: " + ", ".join(f"{name}={v:.4g}" for name, v in metrics.items()))
     return 0
 
 

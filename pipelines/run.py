@@ -85,6 +85,10 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
         net = load_evaluator(cfg.eval.evaluator)
         # Stacked MNIST is judged one channel at a time
         check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])  # per channel
+        if "cond_acc" in cfg.eval.metrics and net.num_classes != cfg.model.num_classes:
+            raise ValueError(f"cond_acc compares the asked class with the evaluator's, but "
+                             f"{cfg.eval.evaluator} tells {net.num_classes} classes apart and "
+                             f"model.num_classes is {cfg.model.num_classes}")
         out["evaluator_state"] = net.state_dict()
     return out
 
@@ -113,7 +117,7 @@ def _fail(client: MlflowClient, run_id: str, reason: str) -> None:
 
 def _train_and_register(cfg: Config, data: ArrayData, storage: str, uri: str,
                         client: MlflowClient, run_id: str, eval_inputs: dict) -> int:
-    dataset = to_ray_dataset(data, cfg.data.image_size, cfg.data.channels, cfg.seed)
+    dataset = to_ray_dataset(data, cfg)
     clear_divergence(storage, cfg.name)  # a resumed run starts from its last good checkpoint
     result = make_trainer(cfg, dataset, uri, run_id, storage, eval_inputs).fit()
     reason = read_divergence(storage, cfg.name)

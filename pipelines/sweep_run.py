@@ -87,7 +87,7 @@ def _parent_run(client: MlflowClient, experiment: str, name: str):
 def _fit(sweep: Sweep, data: ArrayData, eval_inputs: dict, root: str, uri: str, exp_id: str,
          parent_id: str, limit: int, resume: bool):
     base = sweep.base
-    dataset = to_ray_dataset(data, base.data.image_size, base.data.channels, base.seed)
+    dataset = to_ray_dataset(data, base)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, sweep=sweep, dataset=dataset, eval_inputs=eval_inputs,
                              storage=f"{root}/{sweep.name}-train", uri=uri),

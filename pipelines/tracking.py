@@ -68,6 +68,8 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
         torch.save(g_state, weights)
         config.write_text(json.dumps(cfg_dict))
         example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
+        if cfg_dict["model"]["num_classes"]:  # the input schema names z and the label
+            example = {"z": example, "label": np.arange(2, dtype=np.int64)}
         with mlflow.start_run(run_id=run_id):
             return mlflow.pyfunc.log_model(
                 name="generator", python_model=MODEL_CODE, input_example=example,

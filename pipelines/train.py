@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from gan_core.config import Config, ConfigError, load_config
-from gan_core.data import DataError, load_source
+from gan_core.data import DataError, check_data, load_source
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "tune_configs" / "dcgan_digits.yaml"
 
@@ -55,10 +55,7 @@ def main(argv=None) -> int:
     try:
         cfg = resolve_config(args)
         data = load_source(cfg.data, seed=cfg.seed)
-        per_worker = len(data.x) // cfg.ray.num_workers
-        if per_worker < cfg.train.batch_size:
-            raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is more than the "
-                              f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+        check_data(cfg, data)
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import math
 import sys
 
 from gan_core.config import ConfigError
-from gan_core.data import DataError, load_source
+from gan_core.data import DataError, check_data, load_source
 from gan_core.sweep import Sweep, load_sweep
 
 DATA_CPUS = 1.0  # CPUs left free for Ray Data and Tune's own actors when sizing concurrency
@@ -93,10 +93,7 @@ def main(argv=None) -> int:
                                        ("max_concurrent_trials", args.max_concurrent_trials)) if v is not None}
         sweep = load_sweep(args.config, overrides)
         data = load_source(sweep.base.data, seed=sweep.base.seed)
-        per_worker = len(data.x) // sweep.base.ray.num_workers
-        if per_worker < sweep.base.train.batch_size:
-            raise ConfigError("base.train.batch_size", f"{sweep.base.train.batch_size} is more "
-                              f"than the {per_worker} samples each worker gets")
+        check_data(sweep.base, data, prefix="base.")
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
-from gan_core.evaluation import quality_metrics, sample, save_figure
+from gan_core.evaluation import class_rows, quality_metrics, sample, sample_labels, save_figure
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
 from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
@@ -125,7 +125,7 @@ def train_loop(config: dict) -> None:
         for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
                                               local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
                                               local_shuffle_seed=cfg.seed + epoch):
-            last.update(tr.step(batch["x"], z_gen))
+            last.update(tr.step(batch["x"], z_gen, batch.get("y")))
             window_steps += 1
             if tr.step_index % t.log_every_steps == 0:
                 values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
@@ -182,22 +182,25 @@ class _Judge:
         toy = self.cfg.data.source in TOY_SOURCES
         if not toy and not e.metrics:
             return
-        samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device)
+        G = tr.generator
+        samples = sample(G, e.num_samples, seed=self.cfg.seed, device=self.device)
         if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
             self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
-        self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net)
+        self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net,
+                                      labels=sample_labels(G, e.num_samples))
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 
     def log_samples(self, tr: GANTraining, log: _RankZeroLog, epoch: int) -> None:
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
-        samples = sample(tr.generator, self.cfg.eval.num_samples if toy else 64,
-                         seed=self.cfg.seed, device=self.device)
+        labels, nrow = class_rows(tr.generator, 8)  # conditional: a row per class
+        n = self.cfg.eval.num_samples if toy else 64 if labels is None else len(labels)
+        samples = sample(tr.generator, n, seed=self.cfg.seed, device=self.device, labels=labels)
         with tempfile.TemporaryDirectory() as tmp:
             path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
-            save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}")
+            save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}", nrow=nrow)
             log.artifact(path, "samples")
         log.metrics({"epoch": epoch}, tr.step_index)
 

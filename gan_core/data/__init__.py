@@ -10,9 +10,9 @@ from typing import Optional
 
 import numpy as np
 
-from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, ConfigError, DataConfig
+from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, Config, ConfigError, DataConfig
 
-__all__ = ["DataError", "ArrayData", "load_source"]
+__all__ = ["DataError", "ArrayData", "check_data", "load_source"]
 
 
 class DataError(ValueError):
@@ -77,3 +77,19 @@ def _checked(data: ArrayData) -> ArrayData:
             raise DataError(f"{y.shape} labels for {len(x)} samples ({data.description})")
         y = y.astype(np.int64)
     return ArrayData(x=x, y=y, kind=data.kind, description=data.description)
+
+
+def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
+    """What a run needs of its loaded data beyond the config itself: a full batch on every
+    worker, and labels in range for a conditional GAN. ConfigError names the `prefix`ed key."""
+    per_worker = len(data.x) // cfg.ray.num_workers
+    if per_worker < cfg.train.batch_size:
+        raise ConfigError(f"{prefix}train.batch_size", f"{cfg.train.batch_size} is more than the "
+                          f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+    k = cfg.model.num_classes
+    if k and data.y is None:
+        raise ConfigError(f"{prefix}model.num_classes", f"a conditional GAN needs labels, and the "
+                          f"data has none ({data.description})")
+    if k and (data.y.min() < 0 or data.y.max() >= k):
+        raise ConfigError(f"{prefix}model.num_classes", f"{k} classes, but the labels run from "
+                          f"{data.y.min()} to {data.y.max()} ({data.description})")

@@ -1,11 +1,12 @@
-"""Model registry: a family name maps to a builder (cfg, sample shape) -> (G, D)."""
+"""Model registry: a family name maps to a builder (model config, sample shape, G input size,
+D input shape) -> (G, D)."""
 from __future__ import annotations
 
 from typing import Callable
 
 from torch import nn
 
-from . import dcgan, digit_cnn, mlp
+from . import conditional, dcgan, digit_cnn, mlp
 from .layers import Generator
 
 FAMILIES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
@@ -25,7 +26,11 @@ def sample_shape(cfg) -> tuple[int, ...]:
 
 
 def build_models(cfg) -> tuple[Generator, nn.Module]:
-    return FAMILIES[cfg.model.family](cfg, sample_shape(cfg))
+    """G and D for cfg; class-conditional (G(z, y), D(x, y)) when model.num_classes > 0."""
+    m, shape = cfg.model, sample_shape(cfg)
+    if m.num_classes:
+        return conditional.build(FAMILIES[m.family], m, shape)
+    return FAMILIES[m.family](m, shape, m.z_dim, shape)
 
 
 __all__ = ["FAMILIES", "Generator", "build_models", "sample_shape"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import Generator, dcgan_init, maybe_spectral, norm2d
+from .layers import Discriminator, Generator, dcgan_init, maybe_spectral, norm2d
 
 
 def _num_halvings(size: int) -> int:
@@ -46,7 +46,7 @@ def pack_images(x: Tensor, pack: int) -> Tensor:
     return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits."""
 
     def __init__(self, channels: int, size: int, width: int, norm: str, pack: int = 1):
@@ -68,13 +68,10 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.pack > 1:
-            x = pack_images(x, self.pack)
-        return self.net(x).squeeze(1)
+    def prepare(self, x: Tensor) -> Tensor:
+        return pack_images(x, self.pack) if self.pack > 1 else x
 
 
-def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    m, (c, size) = cfg.model, (shape[0], shape[1])
-    return (DCGANGenerator(m.z_dim, c, size, m.g_width, m.g_norm),
-            DCGANDiscriminator(c, size, m.d_width, m.d_norm, m.pack))
+def build(m, shape: tuple[int, ...], z_in: int, d_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return (DCGANGenerator(z_in, shape[0], shape[1], m.g_width, m.g_norm),
+            DCGANDiscriminator(d_shape[0], shape[1], m.d_width, m.d_norm, m.pack))

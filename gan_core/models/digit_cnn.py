@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .layers import Generator, Unpool2x2, maybe_spectral, norm2d
+from .layers import Discriminator, Generator, Unpool2x2, maybe_spectral, norm2d
 
 
 class DigitGenerator(Generator):
@@ -26,7 +26,7 @@ class DigitGenerator(Generator):
         return torch.sigmoid(self.body(x)) * 2 - 1
 
 
-class DigitDiscriminator(nn.Module):
+class DigitDiscriminator(Discriminator):
     def __init__(self, channels: int, width: int, norm: str):
         super().__init__()
         self.net = nn.Sequential(
@@ -37,10 +37,7 @@ class DigitDiscriminator(nn.Module):
             nn.Flatten(), maybe_spectral(nn.Linear(width * 7 * 7, 1), norm),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).squeeze(1)
 
-
-def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    m, c = cfg.model, shape[0]
-    return DigitGenerator(m.z_dim, c, m.g_width, m.g_norm), DigitDiscriminator(c, m.d_width, m.d_norm)
+def build(m, shape: tuple[int, ...], z_in: int, d_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return (DigitGenerator(z_in, shape[0], m.g_width, m.g_norm),
+            DigitDiscriminator(d_shape[0], m.d_width, m.d_norm))

@@ -43,6 +43,23 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+class Discriminator(nn.Module):
+    """Base class: `net` is a Sequential whose last layer maps features (N, F) to one logit per
+    input; `features` is what a projection discriminator (conditional GAN) reads."""
+
+    net: nn.Sequential
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """The input as `net` takes it (flattened, packed)."""
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.net[:-1](self.prepare(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net[-1](self.features(x)).squeeze(1)
+
+
 class Generator(nn.Module):
     """Base class: every generator maps z (N, z_dim) to samples in the data range [-1, 1]."""
 

@@ -5,7 +5,7 @@ import math
 
 from torch import Tensor, nn
 
-from .layers import Generator, maybe_spectral, norm1d
+from .layers import Discriminator, Generator, maybe_spectral, norm1d
 
 
 def _mlp(sizes: list[int], act: nn.Module, norm: str, sn: str) -> list[nn.Module]:
@@ -30,7 +30,7 @@ class MLPGenerator(Generator):
         return self.net(z).view(z.shape[0], *self.out_shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Discriminator):
     """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits."""
 
     def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, norm: str, pack: int = 1):
@@ -42,16 +42,15 @@ class MLPDiscriminator(nn.Module):
         body = _mlp([math.prod(in_shape) * pack] + [width] * depth, nn.LeakyReLU(0.2), "none", norm)
         self.net = nn.Sequential(*body, nn.Linear(width, 1))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def prepare(self, x: Tensor) -> Tensor:
         x = x.flatten(1)
         if x.shape[0] % self.pack:
             raise ValueError(f"a batch of {x.shape[0]} samples is not divisible by the PacGAN "
                              f"pack={self.pack}")
         # consecutive samples (0..pack-1), (pack..2*pack-1), ... are concatenated
-        return self.net(x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1])).squeeze(1)
+        return x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1])
 
 
-def build(cfg, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    m = cfg.model
-    return (MLPGenerator(m.z_dim, shape, m.g_width, m.depth, m.g_norm),
-            MLPDiscriminator(shape, m.d_width, m.depth, m.d_norm, m.pack))
+def build(m, shape: tuple[int, ...], z_in: int, d_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    return (MLPGenerator(z_in, shape, m.g_width, m.depth, m.g_norm),
+            MLPDiscriminator(d_shape, m.d_width, m.depth, m.d_norm, m.pack))

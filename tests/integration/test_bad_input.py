@@ -31,6 +31,7 @@ def _fails_before_ray(workspace, *args: str, expect: list[str]) -> None:
     ("train.lrg=0.1", ["train.lrg", "train.lr_g"]),
     ("ray.use_gpu=perhaps", ["ray.use_gpu"]),
     ("train.batch_size=5000", ["train.batch_size", "samples each"]),
+    ("model.num_classes=5", ["model.num_classes", "labels run from 0 to 9"]),
 ])
 def test_bad_config_names_the_key(workspace, override, expect):
     _fails_before_ray(workspace, "--set", override, expect=expect)

@@ -1,8 +1,10 @@
 """gan_core.config: defaults <- YAML <- key=value overrides, and validation naming the dotted key."""
 import pytest
+import yaml
 
 from gan_core.config import (DATA_SOURCES, LOSS_NAMES, MODEL_FAMILIES, Config, ConfigError,
                              from_dict, load_config, parse_override)
+from tests.conftest import REPO
 
 
 def _error(overrides=(), path=None) -> ConfigError:
@@ -271,3 +273,12 @@ def test_stacked_mnist_takes_only_per_channel_metrics(tmp_path):
     assert load_config(None, base + ["eval.metrics=modes,swd"]).eval.metrics == ["modes", "swd"]
     with pytest.raises(ConfigError, match="eval.metrics.*per channel"):
         load_config(None, base + ["eval.metrics=modes,fid"])
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "tune_configs").glob("*.yaml")
+                                        if not p.name.startswith("sweep_")))
+def test_every_shipped_run_config_is_valid(path):
+    # data paths point at ../shared or the user's own files: only the keys are checked here
+    values = yaml.safe_load((REPO / "tune_configs" / path).read_text())
+    cfg = from_dict(values, check_paths=False)
+    assert cfg.name == values["name"]

@@ -47,6 +47,9 @@ VARIANTS = {
     "r1": ["loss.r1_gamma=1.0", "loss.r1_interval=2"],  # double backward under DDP
     # at 16x16 D has a BatchNorm layer too (two forwards per D step, buffers not synced)
     "r1-16px": ["data.image_size=16", "loss.r1_gamma=1.0", "loss.r1_interval=2"],
+    # labels through both DDP modules; the batch leaves some classes' embedding rows unused
+    "conditional": ["model.num_classes=10", "model.cond_dim=4", "loss.name=wgan",
+                    "loss.gp_weight=10"],
 }
 
 
@@ -67,7 +70,8 @@ def _variant(rank: int, overrides: list) -> dict:
     for _ in range(STEPS):
         size = cfg.data.image_size
         real = torch.rand(BATCH, 1, size, size, generator=data_gen) * 2 - 1
-        out = tr.step(real, z_gen)
+        y = torch.randint(0, 3, (BATCH,), generator=data_gen) if cfg.model.num_classes else None
+        out = tr.step(real, z_gen, y)
         keys.append(sorted(out))
         if not all(torch.isfinite(v).item() for v in out.values()):
             raise RuntimeError(f"non-finite metrics {out}")
