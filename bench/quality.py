@@ -1,12 +1,13 @@
 """Quality benchmark: train through the real pipeline, evaluate, and print our rows beside the
 published ones and the targets.
 
-    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked] [--seeds 3]
+    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan] [--seeds 3]
         [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
 
 Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
 with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
-stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol). Each run is
+stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol); cgan (the
+class-conditional DCGAN on MNIST: conditional accuracy and per-class FID). Each run is
 `pipelines/train.py` in a fresh MLflow store; image metrics come from `pipelines/evaluate.py`
 with the project's own MNIST evaluator, trained once per invocation."""
 from __future__ import annotations
@@ -33,6 +34,7 @@ TARGETS = {
     "grid": {"modes": 25, "high_quality": 0.97, "kl": 0.02},
     "stacked": {"modes": 1000, "kl": 0.05},
     "mnist": {"is": 9.5, "fid": "<= 2x floor"},
+    "cgan": {"cond_acc": 0.97},
 }
 
 
@@ -90,26 +92,35 @@ def ensure_evaluator(store: Store, mnist: str) -> str:
     return "models:/mnist-evaluator@champion"
 
 
-def evaluate(store: Store, model: str, metrics: str, n: int, data: str) -> dict:
+def evaluate(store: Store, name: str, metrics: str, n: int, data: str, *extra: str) -> dict:
+    """evaluate.py on the newest version of registered model `name` (the run just trained,
+    whether or not it became the champion); its eval/ figures."""
     from mlflow.tracking import MlflowClient
 
-    store.run("evaluate.py", "--model", model, "--metrics", metrics, "--n", str(n), "--data", data)
     client = MlflowClient(store.uri)
-    version = client.get_model_version_by_alias(model.split("/")[1].split("@")[0], "champion")
-    return {k[len("eval/"):]: v for k, v in client.get_run(version.run_id).data.metrics.items()
+    newest = max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
+    store.run("evaluate.py", "--model", f"models:/{name}/{newest.version}", "--metrics", metrics,
+              "--n", str(n), "--data", data, *extra)
+    return {k[len("eval/"):]: v for k, v in client.get_run(newest.run_id).data.metrics.items()
             if k.startswith("eval/")}
 
 
-def mnist_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
-    epochs = max(1, round(20 * scale))
+def image_suite(store: Store, mnist: str, seeds: int, epochs: int, config: str, model: str,
+                label: str, metrics: str, n: int, *extra: str) -> list[tuple[str, dict]]:
+    """`config` trained on MNIST once per seed, the generator it registers as `model` evaluated
+    on n samples against n real images; the real-vs-real floor as a last row."""
     rows = []
     for s in range(seeds):
-        train(store, "dcgan_mnist.yaml", f"mnist-s{s}",
+        train(store, config, f"{Path(config).stem}-s{s}",
               [f"seed={s}", f"train.epochs={epochs}", f"data.path={mnist}"])
-        figures = evaluate(store, "models:/mnist-dcgan@champion", "fid,is,pr", 2000, mnist)
-        rows.append((f"DCGAN (ours), seed {s}", figures))
+        rows.append((f"{label}, seed {s}", evaluate(store, model, metrics, n, mnist, *extra)))
+    return _with_floor(rows, f"real data ({n:,} vs {n:,})")
+
+
+def _with_floor(rows: list[tuple[str, dict]], floor_name: str) -> list[tuple[str, dict]]:
+    """The last run's real-data floors as a row of their own."""
     floor = {k[:-len("_real_floor")]: v for k, v in rows[-1][1].items() if k.endswith("_real_floor")}
-    rows.append(("real data (2,000 vs 2,000)", floor))
+    rows = rows + [(floor_name, floor)]
     return [(n, {k: v for k, v in r.items() if not k.endswith("_real_floor")}) for n, r in rows]
 
 
@@ -122,7 +133,7 @@ def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tu
             train(store, "dcgan_stacked_mnist.yaml", f"stacked-p{pack}-s{s}",
                   [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}",
                    f"data.path={mnist}", "data.num_samples=60000"])
-            runs.append(evaluate(store, "models:/stacked-mnist-dcgan@champion", "modes", 26000, mnist))
+            runs.append(evaluate(store, "stacked-mnist-dcgan", "modes", 26000, mnist))
         rows.append((f"{label}, {seeds} seeds", _mean(runs, ("modes", "kl"))))
     return rows
 
@@ -148,15 +159,21 @@ def main() -> None:
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp))
-        if {"mnist", "stacked"} & set(suites):
+        if {"mnist", "stacked", "cgan"} & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
             if suite in ("ring", "grid"):
                 rows = toy_suite(store, suite, args.seeds, args.epochs_scale)
             elif suite == "mnist":
-                rows = mnist_suite(store, args.mnist, args.seeds, args.epochs_scale)
+                rows = image_suite(store, args.mnist, args.seeds, max(1, round(20 * args.epochs_scale)),
+                                   "dcgan_mnist.yaml", "mnist-dcgan", "DCGAN (ours)",
+                                   "fid,is,pr", 2000)
             elif suite == "stacked":
                 rows = stacked_suite(store, args.mnist, args.seeds, args.epochs_scale)
+            elif suite == "cgan":
+                rows = image_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)),
+                                   "cgan_mnist.yaml", "mnist-cgan", "cDCGAN (ours)",
+                                   "cond_acc,fid", 5000, "--per-class")
             else:
                 sys.exit(f"unknown suite {suite!r}")
             print_table(suite, rows)

@@ -86,6 +86,19 @@ def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net
     return out
 
 
+def per_class_fid(samples: np.ndarray, labels: np.ndarray, real: np.ndarray,
+                  real_labels: np.ndarray, net) -> dict:
+    """FID of each class's samples against the real images of that class, and their mean."""
+    out = {}
+    for c in np.unique(labels):
+        mine, theirs = samples[labels == c], real[real_labels == c]
+        if len(theirs) < 2:
+            raise ValueError(f"class {c} has {len(theirs)} real images; FID needs at least 2")
+        out[f"fid_class_{c}"] = evaluate("fid", mine, real=theirs, net=net)["fid"]
+    out["fid_class_mean"] = float(np.mean(list(out.values())))
+    return out
+
+
 def save_figure(source: str, samples: np.ndarray, path: str, title: str = "",
                 nrow: int | None = None) -> str:
     """A scatter/density plot for toys, an image grid (`nrow` images a row) for images."""

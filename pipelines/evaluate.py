@@ -2,11 +2,14 @@
 as a table and logged to the model's MLflow run.
 
     python pipelines/evaluate.py --model models:/NAME@champion --metrics fid,kid,is,pr [--n N]
-        [--evaluator models:/mnist-evaluator@champion] [--data PATH] [--seed S]
+        [--evaluator models:/mnist-evaluator@champion] [--data PATH] [--seed S] [--per-class]
 
 The generator's n samples are compared with n real images (half A); the floor compares n other
 real images (half B) with the same half A, so both columns carry the same sample-size bias.
-Toy models get their toy metrics, with a fresh draw from the true distribution as the floor."""
+A class-conditional generator draws the classes evenly; cond_acc is the share the evaluator
+reads as the class asked for (floor: its accuracy on half B), and --per-class adds the FID of
+each class against the real images of that class. Toy models get their toy metrics, with a
+fresh draw from the true distribution as the floor."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +22,7 @@ from gan_core.config import IMAGE_METRICS, TOY_SOURCES, ConfigError
 from gan_core.data import DataError, load_source
 from gan_core.data.toys import load_toy
 from gan_core.data.transforms import preprocess_images
-from gan_core.evaluation import quality_metrics, sample
+from gan_core.evaluation import per_class_fid, quality_metrics, sample, sample_labels
 
 DEFAULT_EVALUATOR = "models:/mnist-evaluator@champion"
 
@@ -33,22 +36,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--evaluator", default=DEFAULT_EVALUATOR, help="feature net URI (default %(default)s)")
     p.add_argument("--data", help="real data path, if not where the model was trained from")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-class", action="store_true",
+                   help="also the FID of each class (class-conditional generators)")
     return p.parse_args(argv)
 
 
-def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint sets of n real samples in the generator's format."""
+def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]:
+    """Two disjoint sets of n real samples in the generator's format, each with its labels
+    (None when the data has none)."""
     data_cfg = dataclasses.replace(cfg.data, path=path or cfg.data.path)
     if cfg.data.source in TOY_SOURCES:
         data = load_toy(cfg.data.source, 2 * n, seed=seed + 1)
-        return data.x[:n], data.x[n:]
-    x = load_source(data_cfg, seed=seed).x
-    if len(x) < 2 * n:
+        return (data.x[:n], None), (data.x[n:], None)
+    data = load_source(data_cfg, seed=seed)
+    if len(data.x) < 2 * n:
         raise ValueError(f"--n {n} needs {2 * n} real images (n for the comparison, n for the "
-                         f"floor); {data_cfg.path or data_cfg.source} has {len(x)}: lower --n")
-    idx = np.random.default_rng(seed).permutation(len(x))[:2 * n]
-    real = preprocess_images(x[idx], cfg.data.image_size, cfg.data.channels)
-    return real[:n], real[n:]
+                         f"floor); {data_cfg.path or data_cfg.source} has {len(data.x)}: lower --n")
+    idx = np.random.default_rng(seed).permutation(len(data.x))[:2 * n]
+    real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
+    y = data.y[idx] if data.y is not None else None
+    return (real[:n], y[:n] if y is not None else None), (real[n:], y[n:] if y is not None else None)
+
+
+def _check_conditional(metrics: list, per_class: bool, conditional: bool, labelled: bool) -> None:
+    if not ("cond_acc" in metrics or per_class):
+        return
+    what = "cond_acc" if "cond_acc" in metrics else "--per-class"
+    if not conditional:
+        raise ValueError(f"{what} needs a class-conditional generator")
+    if not labelled:
+        raise ValueError(f"{what} needs labelled real data for its floor")
 
 
 def main(argv=None) -> int:
@@ -71,12 +88,17 @@ def main(argv=None) -> int:
         toy = cfg.data.source in TOY_SOURCES
         if toy:
             metrics = []
-        real_a, real_b = real_halves(cfg, args.n, args.seed, args.data)
-        needs_net = set(metrics) - {"swd"}
+        (real_a, y_a), (real_b, y_b) = real_halves(cfg, args.n, args.seed, args.data)
+        labels = sample_labels(gen.G, args.n)
+        _check_conditional(metrics, args.per_class, labels is not None, y_b is not None)
+        needs_net = set(metrics) - {"swd"} or args.per_class
         net = load_evaluator(args.evaluator) if needs_net else None
-        fake = sample(gen.G, args.n, seed=args.seed)
-        figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net)
-        floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net)
+        fake = sample(gen.G, args.n, seed=args.seed, labels=labels)
+        figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net, labels=labels)
+        floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net, labels=y_b)
+        if args.per_class:
+            figures.update(per_class_fid(fake, labels, real_a, y_a, net))
+            floor.update(per_class_fid(real_b, y_b, real_a, y_a, net))
     except (ValueError, ConfigError, DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
