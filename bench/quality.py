@@ -142,11 +142,12 @@ def print_table(suite: str, rows: list[tuple[str, dict]]) -> None:
     keys = sorted({k for _, r in rows for k in r} | set(TARGETS.get(suite, {})))
     published = [(name, r) for (s, name), r in PUBLISHED.items() if s == suite]
     print(f"\n## {suite}")
-    print(f"{'':34}" + "".join(f"{k:>14}" for k in keys))
+    widths = [max(14, len(k) + 2) for k in keys]
+    print(f"{'':34}" + "".join(f"{k:>{w}}" for k, w in zip(keys, widths)))
     for name, r in rows + published + [("target", TARGETS.get(suite, {}))]:
         cells = [r.get(k, "") for k in keys]
-        print(f"{name:34}" + "".join(f"{c:>14.4g}" if isinstance(c, (int, float)) else f"{c:>14}"
-                                      for c in cells))
+        print(f"{name:34}" + "".join(f"{c:>{w}.4g}" if isinstance(c, (int, float)) else f"{c:>{w}}"
+                                      for c, w in zip(cells, widths)))
 
 
 def main() -> None:
