@@ -18,8 +18,12 @@ def save_state(directory: str | os.PathLike, state: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / STATE_FILE
     tmp = directory / (STATE_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, final)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, final)
+    except (OSError, RuntimeError) as e:  # disk full, unwritable: the previous file stays
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write checkpoint {final}: {e}") from None
     return final
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,9 +46,21 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def storage_path(cfg: Config) -> str:
+def storage_path(cfg: Config, prefix: str = "") -> str:
+    """Where Ray keeps checkpoints: a URI as given, or an absolute local directory, created and
+    checked writable before Ray starts (ConfigError naming the `prefix`ed key)."""
     path = cfg.ray.storage_path
-    return path if "://" in path else str(Path(path).expanduser().resolve())
+    if "://" in path:
+        return path
+    local = Path(path).expanduser().resolve()
+    try:
+        local.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=local):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{prefix}ray.storage_path", f"cannot write checkpoints under {local}: "
+                          f"{e.strerror or e}") from None
+    return str(local)
 
 
 def main(argv=None) -> int:
@@ -56,13 +69,14 @@ def main(argv=None) -> int:
         cfg = resolve_config(args)
         data = load_source(cfg.data, seed=cfg.seed)
         check_data(cfg, data)
+        storage = storage_path(cfg)
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"data: {data.description}")
     from pipelines.run import run_training  # Ray and MLflow start only after the input is valid
 
-    return run_training(cfg, data, storage_path(cfg))
+    return run_training(cfg, data, storage)
 
 
 if __name__ == "__main__":

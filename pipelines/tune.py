@@ -16,6 +16,7 @@ import sys
 from gan_core.config import ConfigError
 from gan_core.data import DataError, check_data, load_source
 from gan_core.sweep import Sweep, load_sweep
+from pipelines.train import storage_path
 
 DATA_CPUS = 1.0  # CPUs left free for Ray Data and Tune's own actors when sizing concurrency
 
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
         sweep = load_sweep(args.config, overrides)
         data = load_source(sweep.base.data, seed=sweep.base.seed)
         check_data(sweep.base, data, prefix="base.")
+        storage_path(sweep.base, prefix="base.")  # run_sweep uses it once Ray is up
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -60,3 +60,15 @@ def test_inconsistent_image_sizes_name_the_file(workspace):
     Image.fromarray(rng.integers(0, 255, (20, 12), dtype=np.uint8)).save(folder / "odd.png")
     _fails_before_ray(workspace, "--set", "data.source=image_folder", "--set",
                       f"data.path={folder}", expect=["odd.png"])
+
+
+def test_unwritable_checkpoint_storage_fails_before_ray(workspace):
+    blocker = workspace.path / "a-file"
+    blocker.write_text("checkpoints cannot go under a file")
+    start = time.monotonic()
+    proc = workspace.run("train.py", "--set", f"ray.storage_path={blocker / 'ckpts'}")
+    assert proc.returncode == 2, proc.stderr
+    assert "ray.storage_path" in proc.stderr and str(blocker / "ckpts") in proc.stderr
+    assert "Traceback" not in proc.stderr and "Ray instance" not in proc.stdout + proc.stderr
+    assert time.monotonic() - start < 60 and not (workspace.path / "mlflow.db").exists()
+    assert blocker.read_text() == "checkpoints cannot go under a file"
