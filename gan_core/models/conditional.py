@@ -12,8 +12,6 @@ from torch import Tensor, nn
 
 from .layers import Discriminator, Generator
 
-D_COND = ("projection", "concat")
-
 
 def _labels(y: Tensor) -> Tensor:
     # the range is checked once on the data (a per-step check would sync the host)
@@ -33,15 +31,11 @@ class ConditionalGenerator(Generator):
     def forward(self, z: Tensor, y: Tensor) -> Tensor:
         return self.base(torch.cat([z, self.embed(_labels(y))], 1))
 
-    def balanced_labels(self, n: int) -> Tensor:
-        """0, 1, ..., k-1, 0, 1, ...: n labels as evenly spread over the classes as n allows."""
-        return torch.arange(n) % self.num_classes
-
 
 class ProjectionDiscriminator(nn.Module):
     def __init__(self, base: Discriminator, num_classes: int, features: int):
         super().__init__()
-        self.base, self.num_classes = base, num_classes
+        self.base = base
         # zero: D starts as the unconditional one; each class then learns its own direction
         self.embed = nn.Embedding(num_classes, features)
         nn.init.zeros_(self.embed.weight)
@@ -58,7 +52,7 @@ class ConcatDiscriminator(nn.Module):
 
     def __init__(self, base: Discriminator, num_classes: int, cond_dim: int, spatial: bool):
         super().__init__()
-        self.base, self.num_classes, self.spatial = base, num_classes, spatial
+        self.base, self.spatial = base, spatial
         self.embed = nn.Embedding(num_classes, cond_dim)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
