@@ -18,10 +18,10 @@ from typing import Any, Optional
 import yaml
 
 DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
-                "stacked_mnist")
+                "stacked_mnist", "sklearn_photos")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
 PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet")  # read from data.path
-MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
+MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan", "srgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
@@ -30,6 +30,9 @@ METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("preci
                   "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
                   "cond_acc": ("cond_acc",)}  # conditional G: share drawn as the asked class
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
+SR_SCALES = (2, 4)
+CONTENT_LOSSES = ("mse", "l1", "vgg")  # SRGAN's content loss; vgg needs loss.vgg_weights
+SR_METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")  # what an srgan run always logs
 
 
 class ConfigError(ValueError):
@@ -49,6 +52,10 @@ class DataConfig:
     channels: int = 1  # 1 = grayscale, 3 = RGB
     image_column: str = "image"  # parquet
     label_column: Optional[str] = "label"  # parquet; None when there are no labels
+    # Train on num_samples random image_size crops of the source's images (any sizes) instead
+    # of whole resized images; holdout_crops crops of a held-out part are kept for evaluation.
+    random_crops: bool = False
+    holdout_crops: int = 256
 
 
 @dataclass
@@ -64,6 +71,8 @@ class ModelConfig:
     num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
     cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
     d_cond: str = "projection"  # how D takes the label: projection or concat
+    sr_scale: int = 4  # srgan: upsampling factor (2 or 4); G takes image_size / sr_scale inputs
+    sr_blocks: int = 16  # srgan: residual blocks of G
 
 
 @dataclass
@@ -72,6 +81,9 @@ class LossConfig:
     gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (10 in the paper)
     r1_gamma: float = 0.0  # R1 penalty weight; 0 disables
     r1_interval: int = 16  # lazy regularisation: R1 every N D steps, scaled by N
+    content: str = "mse"  # srgan: pixel mse or l1, or vgg (features of loss.vgg_weights)
+    adv_weight: float = 1e-3  # srgan: weight of the adversarial term beside the content loss
+    vgg_weights: Optional[str] = None  # srgan: a VGG19 state-dict file for content=vgg
 
 
 @dataclass
@@ -88,6 +100,7 @@ class TrainConfig:
     checkpoint_every_epochs: int = 1
     sample_every_epochs: int = 1
     threads_per_worker: int = 1
+    pretrain_images: int = 0  # srgan: content-loss-only (SRResNet) phase for this many images
 
 
 @dataclass
@@ -234,7 +247,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
         section, name = key.split(".")
         positive(key, getattr(getattr(cfg, section), name))
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
-                "model.num_classes"):
+                "model.num_classes", "loss.adv_weight", "train.pretrain_images"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -287,6 +300,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
                           "set an MLflow model URI such as models:/mnist-evaluator@champion")
     if cfg.eval.every_images < 0:
         raise ConfigError("eval.every_images", "must be >= 0")
+    _check_sr(cfg, check_paths)
     if cfg.mlflow.metric is not None and cfg.mlflow.metric not in reported_metrics(cfg):
         raise ConfigError("mlflow.metric", f"no evaluation reports {cfg.mlflow.metric!r}; this "
                           f"config reports: {', '.join(reported_metrics(cfg)) or 'none'}")
@@ -299,8 +313,47 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("seed", f"must be in [0, 2**31), got {cfg.seed}")
 
 
+def _check_sr(cfg: Config, check_paths: bool) -> None:
+    """The srgan family and random crops: scale, content loss, crops of a usable size."""
+    d, m, loss = cfg.data, cfg.model, cfg.loss
+    if d.random_crops and d.source in TOY_SOURCES:
+        raise ConfigError("data.random_crops", f"toy source '{d.source}' has no images to crop")
+    if d.random_crops and d.holdout_crops <= 0:
+        raise ConfigError("data.holdout_crops", f"must be > 0, got {d.holdout_crops}")
+    if m.family != "srgan":
+        return
+    if m.sr_scale not in SR_SCALES:
+        raise ConfigError("model.sr_scale", f"unknown value {m.sr_scale!r}; choose one of 2, 4")
+    if m.sr_blocks <= 0:
+        raise ConfigError("model.sr_blocks", f"must be > 0, got {m.sr_blocks}")
+    if not d.random_crops:
+        raise ConfigError("data.random_crops", "family 'srgan' trains on random crops with "
+                          "held-out crops for PSNR/SSIM; set true")
+    if d.image_size % m.sr_scale or d.image_size // m.sr_scale < 4:
+        raise ConfigError("data.image_size", f"srgan crops must be a multiple of model.sr_scale="
+                          f"{m.sr_scale} and at least {4 * m.sr_scale}, got {d.image_size}")
+    if m.num_classes:
+        raise ConfigError("model.num_classes", "srgan is conditioned on the low-res image; set 0")
+    if cfg.eval.metrics:
+        raise ConfigError("eval.metrics", f"srgan always logs {', '.join(SR_METRICS)}; leave "
+                          "eval.metrics empty")
+    if loss.content not in CONTENT_LOSSES:
+        raise ConfigError("loss.content", f"unknown value {loss.content!r}; choose one of "
+                          f"{', '.join(CONTENT_LOSSES)}")
+    if loss.content == "vgg" and not loss.vgg_weights:
+        raise ConfigError("loss.vgg_weights", "content 'vgg' needs a VGG19 weights file (a "
+                          "torchvision-layout state dict); nothing is downloaded")
+    if loss.content == "vgg" and d.channels != 3:
+        raise ConfigError("loss.content", "the VGG feature loss takes RGB images; set "
+                          "data.channels=3 or loss.content=mse")
+    if check_paths and loss.content == "vgg" and not Path(os.path.expanduser(loss.vgg_weights)).is_file():
+        raise ConfigError("loss.vgg_weights", f"no such file: {loss.vgg_weights}")
+
+
 def reported_metrics(cfg: Config) -> tuple[str, ...]:
     """The quality metrics a run with this config logs (what mlflow.metric may name)."""
+    if cfg.model.family == "srgan":
+        return SR_METRICS
     if cfg.data.source == "gaussian_1d":
         return ("w1", "mean_error", "std_error")
     if cfg.data.source in TOY_SOURCES:

@@ -1,8 +1,9 @@
 """The generator as an MLflow pyfunc model, logged as code (no pickled objects).
 
 Input: z, float32 (n, z_dim); a class-conditional generator takes {"z": (n, z_dim) float32,
-"label": (n,) int64}. Output: samples in [-1, 1], (n, C, H, W) for images or (n, D) for toy
-points. Weights load with `weights_only=True`."""
+"label": (n,) int64}; a super-resolution generator (srgan) takes low-res images (n, C, h, w)
+float32 in [-1, 1] of any h, w. Output: samples in [-1, 1], (n, C, H, W) for images (SR:
+H, W = scale * h, w) or (n, D) for toy points. Weights load with `weights_only=True`."""
 from __future__ import annotations
 
 import json
@@ -26,6 +27,8 @@ class GeneratorModel(PythonModel):
         self.G = G.eval()
 
     def predict(self, context, model_input, params=None):
+        if self.cfg.model.family == "srgan":
+            return _super_resolve(self.G, model_input)
         k = getattr(self.G, "num_classes", 0)
         if k:
             if not isinstance(model_input, dict) or set(model_input) != {"z", "label"}:
@@ -47,6 +50,15 @@ def _latents(values, z_dim: int) -> torch.Tensor:
     if z.ndim != 2 or z.shape[1] != z_dim:
         raise ValueError(f"input must be (n, {z_dim}) latent vectors, got {tuple(z.shape)}")
     return z
+
+
+def _super_resolve(G, values) -> np.ndarray:
+    lr = torch.as_tensor(np.asarray(values, dtype=np.float32))
+    if lr.ndim != 4 or lr.shape[1] != G.channels:
+        raise ValueError(f"input must be (n, {G.channels}, h, w) low-res images in [-1, 1], "
+                         f"got {tuple(lr.shape)}")
+    with torch.no_grad():
+        return G(lr).clamp(-1, 1).numpy()
 
 
 mlflow.models.set_model(GeneratorModel())

@@ -41,8 +41,9 @@ def start(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[str, MlflowCl
     mlflow.set_tracking_uri(uri)
     try:
         eval_inputs = evaluation_inputs(cfg, data)
-    except ValueError as e:
-        raise ConfigError(f"{prefix}eval.evaluator", str(e)) from None
+    except ValueError as e:  # srgan reads no evaluator, only VGG weights
+        key = "loss.vgg_weights" if cfg.model.family == "srgan" else "eval.evaluator"
+        raise ConfigError(f"{prefix}{key}", str(e)) from None
     ray.init()
     _check_resources(cfg, prefix)
     return uri, MlflowClient(uri), eval_inputs
@@ -71,6 +72,8 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
 
 def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
     """The feature net's weights and a real reference set for rank 0's periodic evaluation."""
+    if cfg.model.family == "srgan":
+        return sr_inputs(cfg, data)
     if not cfg.eval.metrics:
         return {}
     from gan_core.metrics.features import check_images
@@ -90,6 +93,17 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
                              f"{cfg.eval.evaluator} tells {net.num_classes} classes apart and "
                              f"model.num_classes is {cfg.model.num_classes}")
         out["evaluator_state"] = net.state_dict()
+    return out
+
+
+def sr_inputs(cfg: Config, data: ArrayData) -> dict:
+    """SRGAN: the held-out high-res crops (PSNR/SSIM) and, for content 'vgg', the VGG weights
+    read once here (ValueError naming the file) and shipped to the workers."""
+    out = {"real_reference": preprocess_images(data.holdout, cfg.data.image_size, cfg.data.channels)}
+    if cfg.loss.content == "vgg":
+        from gan_core.models.vgg import load_vgg_weights
+
+        out["vgg_state"] = load_vgg_weights(cfg.loss.vgg_weights)
     return out
 
 

@@ -71,11 +71,26 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
         example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
         if cfg_dict["model"]["num_classes"]:  # the input schema names z and the label
             example = {"z": example, "label": np.arange(2, dtype=np.int64)}
+        signature = None
+        if cfg_dict["model"]["family"] == "srgan":  # a low-res image batch of any size
+            example, signature = sr_signature(cfg_dict)
         with mlflow.start_run(run_id=run_id):
             return mlflow.pyfunc.log_model(
                 name="generator", python_model=MODEL_CODE, input_example=example,
-                artifacts={"weights": str(weights), "config": str(config)},
+                signature=signature, artifacts={"weights": str(weights), "config": str(config)},
                 registered_model_name=registered_name)
+
+
+def sr_signature(cfg_dict: dict):
+    """An SR generator's input example (one low-res crop) and a signature that takes
+    (n, C, h, w) float32 of any h, w and returns (n, C, h*scale, w*scale)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    c, side = cfg_dict["data"]["channels"], cfg_dict["data"]["image_size"] // cfg_dict["model"]["sr_scale"]
+    example = np.random.default_rng(0).uniform(-1, 1, (1, c, side, side)).astype(np.float32)
+    spec = Schema([TensorSpec(np.dtype(np.float32), (-1, c, -1, -1))])
+    return example, ModelSignature(inputs=spec, outputs=spec)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from gan_core.evaluation import class_rows, quality_metrics, sample, sample_labe
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
 from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
+from gan_core.sr import save_sr_figure, sr_metrics
+from gan_core.sr_training import SRTraining, content_loss
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
 
@@ -53,8 +55,14 @@ def train_loop(config: dict) -> None:
     # D runs two forwards (real, fake) before one backward: no buffer sync between them
     D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
-    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                     cfg.train.ema_half_life_images, cfg.train.batch_size * world)
+    if cfg.model.family == "srgan":
+        tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale,
+                        content_loss(cfg.loss, _vgg(config, device)), cfg.train.pretrain_images,
+                        cfg.train.n_critic, cfg.train.ema_half_life_images,
+                        cfg.train.batch_size * world)
+    else:
+        tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+                         cfg.train.ema_half_life_images, cfg.train.batch_size * world)
     if tr.G_ema is not None:
         tr.G_ema.to(device)
 
@@ -147,21 +155,33 @@ class _Judge:
             return
         e = self.cfg.eval
         toy = self.cfg.data.source in TOY_SOURCES
-        if not toy and not e.metrics:
+        sr = self.cfg.model.family == "srgan"  # PSNR/SSIM on the held-out crops
+        if not toy and not e.metrics and not sr:
             return
-        labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
-        samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
-                         labels=labels)
-        if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
+        if sr:
+            figures = sr_metrics(tr.generator, self.real, self.device)
+            finite = all(math.isfinite(v) for v in figures.values())
+        else:
+            labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
+            samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
+                             labels=labels)
+            finite = np.isfinite(samples).all()
+        if not finite:  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
             self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
-        self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net,
-                                      labels=labels)
+        self.latest = figures if sr else quality_metrics(self.cfg.data.source, samples, e.metrics,
+                                                         self.real, self.net, labels=labels)
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 
     def log_samples(self, tr: GANTraining, log: RankZeroLog, epoch: int) -> None:
+        if self.cfg.model.family == "srgan":  # rows of LR | bicubic | SR | HR
+            with tempfile.TemporaryDirectory() as tmp:
+                path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
+                log.artifact(save_sr_figure(tr.generator, self.real[:8], path, self.device), "samples")
+            log.metrics({"epoch": epoch}, tr.step_index)
+            return
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
         labels, nrow = class_rows(tr.generator, 8)  # conditional: a row per class
         n = self.cfg.eval.num_samples if toy else 64 if labels is None else len(labels)
@@ -171,6 +191,15 @@ class _Judge:
             save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}", nrow=nrow)
             log.artifact(path, "samples")
         log.metrics({"epoch": epoch}, tr.step_index)
+
+
+def _vgg(config: dict, device):
+    """The VGG feature net for content 'vgg', from weights the driver read (None otherwise)."""
+    if config.get("vgg_state") is None:
+        return None
+    from gan_core.models.vgg import VGGFeatures
+
+    return VGGFeatures.from_state(config["vgg_state"]).to(device)
 
 
 def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, lineage: list[str],

@@ -25,17 +25,23 @@ class ArrayData:
     y: Optional[np.ndarray]  # int64 labels or None
     kind: str  # "image" or "points"
     description: str  # one human line saying what was loaded from where
+    holdout: Optional[np.ndarray] = None  # random crops: held-out crops for evaluation
 
 
 def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     """Load cfg.source fully into memory and check it (finite, non-empty, dtypes)."""
     src = cfg.source
+    if cfg.random_crops:
+        return _crops(cfg, seed)
     if src in TOY_SOURCES:
         from gan_core.data.toys import load_toy
         data = load_toy(src, cfg.num_samples, seed)
     elif src == "sklearn_digits":
         from gan_core.data.digits import load_digits
         data = load_digits()
+    elif src == "sklearn_photos":
+        from gan_core.data.photos import load_photos
+        data = load_photos()
     elif src in PATH_SOURCES:
         if not cfg.path:
             raise ConfigError("data.path", f"source '{src}' needs a path")
@@ -57,6 +63,23 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
     return _checked(data)
+
+
+def _crops(cfg: DataConfig, seed: int) -> ArrayData:
+    """data.random_crops: crops of the source's images, which may differ in size in a folder."""
+    from gan_core.data.crops import crop_data
+
+    if cfg.source == "image_folder":
+        from gan_core.data.image_folder import load_image_list
+        images, names, desc = load_image_list(os.path.expanduser(cfg.path), cfg.channels)
+    else:
+        whole = load_source(DataConfig(**{**cfg.__dict__, "random_crops": False}), seed)
+        if whole.kind != "image":
+            raise ConfigError("data.random_crops", f"source '{cfg.source}' has no images to crop")
+        images, desc = list(whole.x), whole.description
+        names = [f"image {i} of {desc}" for i in range(len(images))]
+    data = crop_data(images, names, desc, cfg.image_size, cfg.num_samples, cfg.holdout_crops, seed)
+    return ArrayData(**{**_checked(data).__dict__, "holdout": data.holdout})
 
 
 def _checked(data: ArrayData) -> ArrayData:

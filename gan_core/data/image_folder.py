@@ -45,12 +45,7 @@ def load_image_folder(path: str, channels: int) -> ArrayData:
     w, h = majority
     x = np.empty((len(files), channels, h, w), dtype=np.float32)
     for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                a = np.asarray(im.convert(mode), dtype=np.uint8)
-        except (OSError, ValueError) as e:  # truncated/corrupt pixel data
-            raise DataError(f"{f}: cannot decode image ({e})") from None
-        x[i] = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / 255
+        x[i] = read_image(f, mode)
     rel = [f.relative_to(root).parts for f in files]
     classes = sorted({r[0] for r in rel if len(r) > 1})
     # Labels only when every image sits in a class subdirectory (ImageFolder layout).
@@ -63,3 +58,30 @@ def load_image_folder(path: str, channels: int) -> ArrayData:
         y, label_txt = None, "no labels"
     desc = f"image folder {os.path.abspath(path)}: {len(files)} images, {w}x{h} {mode}, {label_txt}"
     return ArrayData(x=x, y=y, kind="image", description=desc)
+
+
+def read_image(f: Path, mode: str) -> np.ndarray:
+    """One image file as (C, H, W) float32 in [0, 1], converted to PIL `mode` ("L" or "RGB")."""
+    from PIL import Image
+
+    try:
+        with Image.open(f) as im:
+            a = np.asarray(im.convert(mode), dtype=np.uint8)
+    except (OSError, ValueError) as e:  # truncated/corrupt pixel data
+        raise DataError(f"{f}: cannot decode image ({e})") from None
+    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / 255
+
+
+def load_image_list(path: str, channels: int) -> tuple[list[np.ndarray], list[str], str]:
+    """Every image under `path` at its own size (for random crops): arrays, file names and a
+    description line."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{path}: not a directory")
+    files = list_images(root)
+    if not files:
+        raise DataError(f"{path}: no images ({', '.join(EXTENSIONS)}) found")
+    mode = "L" if channels == 1 else "RGB"
+    images = [read_image(f, mode) for f in files]
+    return images, [str(f) for f in files], \
+        f"image folder {os.path.abspath(path)}: {len(files)} images of any size, {mode}"
