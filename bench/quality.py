@@ -1,13 +1,15 @@
 """Quality benchmark: train through the real pipeline, evaluate, and print our rows beside the
 published ones and the targets.
 
-    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan] [--seeds 3]
+    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan,sr] [--seeds 3]
         [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
 
 Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
 with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
 stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol); cgan (the
-class-conditional DCGAN on MNIST: conditional accuracy and per-class FID). Each run is
+class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); sr (SRGAN x4 on
+crops of scikit-learn's photographs: PSNR/SSIM on held-out crops for bicubic upsampling, the
+SRResNet phase, and SRGAN continuing from it by resuming the same run). Each run is
 `pipelines/train.py` in a fresh MLflow store; image metrics come from `pipelines/evaluate.py`
 with the project's own MNIST evaluator, trained once per invocation."""
 from __future__ import annotations
@@ -35,7 +37,9 @@ TARGETS = {
     "stacked": {"modes": 1000, "kl": 0.05},
     "mnist": {"is": 9.5, "fid": "<= 2x floor"},
     "cgan": {"cond_acc": 0.97},
+    "sr": {"psnr": "> bicubic", "ssim": "> bicubic"},
 }
+SR_CROPS = 3200  # training crops in srgan_sample_images.yaml: images in one epoch
 
 
 class Store:
@@ -138,6 +142,26 @@ def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tu
     return rows
 
 
+def sr_suite(store: Store, seeds: int, scale: float) -> list[tuple[str, dict]]:
+    """The SRResNet phase alone, then the same run resumed into the adversarial phase: PSNR/SSIM
+    on the held-out crops after each, beside bicubic on the same crops."""
+    pre, adv = max(1, round(6 * scale)), max(1, round(2 * scale))
+    sets = [f"data.num_samples={SR_CROPS}", f"train.pretrain_images={pre * SR_CROPS}"]
+    phases: dict[str, list[dict]] = {"bicubic": [], "srresnet": [], "srgan": []}
+    for s in range(seeds):
+        first = train(store, "srgan_sample_images.yaml", f"sr-s{s}", [*sets, f"seed={s}",
+                                                                        f"train.epochs={pre}"])
+        phases["bicubic"].append({"psnr": first["psnr_bicubic"], "ssim": first["ssim_bicubic"]})
+        phases["srresnet"].append({"psnr": first["psnr"], "ssim": first["ssim"]})
+        last = train(store, "srgan_sample_images.yaml", f"sr-s{s}", [*sets, f"seed={s}",
+                                                                       f"train.epochs={pre + adv}"])
+        phases["srgan"].append({"psnr": last["psnr"], "ssim": last["ssim"]})
+    keys = ("psnr", "ssim")
+    return [("bicubic", _mean(phases["bicubic"], keys)),
+            (f"SRResNet ({pre * SR_CROPS:,} images), {seeds} seeds", _mean(phases["srresnet"], keys)),
+            (f"SRGAN (+{adv * SR_CROPS:,} images), {seeds} seeds", _mean(phases["srgan"], keys))]
+
+
 def print_table(suite: str, rows: list[tuple[str, dict]]) -> None:
     keys = sorted({k for _, r in rows for k in r} | set(TARGETS.get(suite, {})))
     published = [(name, r) for (s, name), r in PUBLISHED.items() if s == suite]
@@ -175,6 +199,8 @@ def main() -> None:
                 rows = image_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)),
                                    "cgan_mnist.yaml", "mnist-cgan", "cDCGAN (ours)",
                                    "cond_acc,fid", 5000, "--per-class")
+            elif suite == "sr":
+                rows = sr_suite(store, args.seeds, args.epochs_scale)
             else:
                 sys.exit(f"unknown suite {suite!r}")
             print_table(suite, rows)

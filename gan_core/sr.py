@@ -51,7 +51,7 @@ def upscale_tiled(G: nn.Module, lr: Tensor, tile: int, overlap: int) -> Tensor:
 def super_resolve(G: nn.Module, hr, device=None, batch: int = 64) -> tuple[Tensor, Tensor, Tensor]:
     """(low-res input, bicubic, G's output) for high-res crops `hr` (numpy or tensor), on the
     CPU; G runs in eval mode and gets its mode back."""
-    hr = torch.as_tensor(np.asarray(hr, dtype=np.float32))
+    hr = torch.tensor(np.asarray(hr, dtype=np.float32))  # a copy: Ray's arrays are read-only
     lr = downsample(hr, G.scale)
     was_training = G.training
     G.eval()
@@ -66,7 +66,7 @@ def super_resolve(G: nn.Module, hr, device=None, batch: int = 64) -> tuple[Tenso
 def sr_metrics(G: nn.Module, hr, device=None) -> dict:
     """PSNR and SSIM of G's output and of bicubic upsampling against the high-res crops."""
     _, bicubic, sr = super_resolve(G, hr, device)
-    hr = torch.as_tensor(np.asarray(hr, dtype=np.float32))
+    hr = torch.tensor(np.asarray(hr, dtype=np.float32))
     return {"psnr": evaluate("psnr", sr, target=hr)["psnr"],
             "ssim": evaluate("ssim", sr, target=hr)["ssim"],
             "psnr_bicubic": evaluate("psnr", bicubic, target=hr)["psnr"],
@@ -77,5 +77,5 @@ def save_sr_figure(G: nn.Module, hr, path: str, device=None) -> str:
     """One row per crop: low-res (nearest, enlarged) | bicubic | G | high-res."""
     lr, bicubic, sr = super_resolve(G, hr, device)
     nearest = F.interpolate(lr, scale_factor=G.scale, mode="nearest")
-    rows = torch.stack([nearest, bicubic, sr, torch.as_tensor(np.asarray(hr, dtype=np.float32))], 1)
+    rows = torch.stack([nearest, bicubic, sr, torch.tensor(np.asarray(hr, dtype=np.float32))], 1)
     return save_image_grid(to_unit_range(rows.flatten(0, 1)).numpy(), path, nrow=4)

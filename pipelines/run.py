@@ -153,7 +153,8 @@ def _register(cfg: Config, client: MlflowClient, run_id: str, result) -> int:
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}
     print(f"final metrics: {shown}")
     print(line)
-    print(f"samples: python pipelines/generate.py --model models:/{name}@champion --n 64 --out grid.png")
+    use = "--input low.png --out high.png" if cfg.model.family == "srgan" else "--n 64 --out grid.png"
+    print(f"samples: python pipelines/generate.py --model models:/{name}@champion {use}")
     return 0
 
 
