@@ -86,6 +86,9 @@ def main(argv=None) -> int:
     try:
         gen = load_generator(args.model)
         cfg = gen.cfg
+        if cfg.model.family == "srgan":  # nothing to sample: it needs low-res inputs
+            raise ValueError(f"{args.model} is a super-resolution model; training logs its PSNR/"
+                             "SSIM on held-out crops (bench/quality.py --suites sr compares them)")
         toy = cfg.data.source in TOY_SOURCES
         if toy:
             metrics = []

@@ -78,3 +78,5 @@ def test_srgan_run_registers_a_model_that_upsamples_images(workspace):
     assert bad.returncode == 2 and "bad.png: unreadable image" in bad.stderr
     nosr = workspace.run("generate.py", "--model", "models:/photos-srgan@champion", "--n", "4")
     assert nosr.returncode == 2 and "needs --input" in nosr.stderr
+    refused = workspace.run("evaluate.py", "--model", "models:/photos-srgan@champion")
+    assert refused.returncode == 2 and "is a super-resolution model" in refused.stderr

@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gan_core.config import load_config
 from gan_core.models import build_models
+from gan_core.sr_training import SRTraining, content_loss
 from gan_core.training import GANTraining, make_optimizers
 
 WORLD = 2
@@ -50,6 +51,9 @@ VARIANTS = {
     # labels through both DDP modules; the batch leaves some classes' embedding rows unused
     "conditional": ["model.num_classes=10", "model.cond_dim=4", "loss.name=wgan",
                     "loss.gp_weight=10"],
+    # G takes the downsampled real batch; one SRResNet step (8 images), then adversarial ones
+    "srgan": ["model.family=srgan", "data.random_crops=true", "data.image_size=16",
+              "model.sr_scale=2", "model.sr_blocks=1", "train.pretrain_images=8"],
 }
 
 
@@ -61,8 +65,13 @@ def _variant(rank: int, overrides: list) -> dict:
     G = DDP(G)
     D = DDP(D, forward_sync_buffers=False)  # as pipelines/worker.py wraps D
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
-    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                     cfg.train.ema_half_life_images, BATCH * WORLD)
+    if cfg.model.family == "srgan":
+        tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale, content_loss(cfg.loss),
+                        cfg.train.pretrain_images, cfg.train.n_critic,
+                        cfg.train.ema_half_life_images, BATCH * WORLD)
+    else:
+        tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+                         cfg.train.ema_half_life_images, BATCH * WORLD)
     data_gen = torch.Generator().manual_seed(1000 + rank)  # different real data per rank
     z_gen = torch.Generator().manual_seed(7 + 10_007 * rank)  # different z per rank
     torch.manual_seed(500 + rank)  # gp interpolation weights differ per rank too
@@ -163,7 +172,9 @@ def test_ddp_ranks_stay_identical(ddp_results, variant):
         assert r0["d_has_batchnorm"]
     if "loss.r1_gamma=1.0" in overrides:
         assert ["r1" in k for k in r0["keys"]] == [True, False, True, False, True]
-    if "train.n_critic=2" in overrides:
+    if "model.family=srgan" in overrides:
+        assert ["g_adv" in k for k in r0["keys"]] == [False, True, True, True, True]
+    elif "train.n_critic=2" in overrides:
         assert ["g_loss" in k for k in r0["keys"]] == [True, False, True, False, True]
         assert all("gp" in k for k in r0["keys"])
     else:
