@@ -18,9 +18,9 @@ from typing import Any, Optional
 import yaml
 
 DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
-                "stacked_mnist")
+                "stacked_mnist", "jsonl")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
-PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet")  # read from data.path
+PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet", "jsonl")  # read from data.path
 MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
@@ -42,12 +42,13 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     source: str = "sklearn_digits"
-    path: Optional[str] = None  # mnist dir, image folder or parquet file/dir
+    path: Optional[str] = None  # mnist dir, image folder, parquet file/dir or captions .jsonl
     num_samples: int = 50_000  # toy sources: points drawn once per run
     image_size: int = 16  # images are resized to this square size in map_batches
     channels: int = 1  # 1 = grayscale, 3 = RGB
     image_column: str = "image"  # parquet
     label_column: Optional[str] = "label"  # parquet; None when there are no labels
+    caption_column: Optional[str] = None  # parquet: string or list<string> captions per row
 
 
 @dataclass

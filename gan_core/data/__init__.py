@@ -12,7 +12,7 @@ import numpy as np
 
 from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, Config, ConfigError, DataConfig
 
-__all__ = ["DataError", "ArrayData", "check_data", "load_source"]
+__all__ = ["DataError", "ArrayData", "caption_problem", "check_data", "load_source"]
 
 
 class DataError(ValueError):
@@ -25,6 +25,7 @@ class ArrayData:
     y: Optional[np.ndarray]  # int64 labels or None
     kind: str  # "image" or "points"
     description: str  # one human line saying what was loaded from where
+    text: Optional[list[list[str]]] = None  # captions: one or more per sample (text-to-image)
 
 
 def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
@@ -51,6 +52,9 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
         elif src == "image_folder":
             from gan_core.data.image_folder import load_image_folder
             data = load_image_folder(path, cfg.channels)
+        elif src == "jsonl":
+            from gan_core.data.captions_jsonl import load_captions_jsonl
+            data = load_captions_jsonl(path, cfg.channels)
         else:
             from gan_core.data.parquet import load_parquet
             data = load_parquet(path, cfg)
@@ -76,7 +80,31 @@ def _checked(data: ArrayData) -> ArrayData:
         if y.shape != (len(x),):
             raise DataError(f"{y.shape} labels for {len(x)} samples ({data.description})")
         y = y.astype(np.int64)
-    return ArrayData(x=x, y=y, kind=data.kind, description=data.description)
+    text = data.text
+    if text is not None:
+        if len(text) != len(x):
+            raise DataError(f"{len(text)} caption lists for {len(x)} samples ({data.description})")
+        for i, caps in enumerate(text):
+            problem = caption_problem(caps)
+            if problem:
+                raise DataError(f"sample {i} {problem} ({data.description})")
+        text = [list(caps) for caps in text]
+    return ArrayData(x=x, y=y, kind=data.kind, description=data.description, text=text)
+
+
+def caption_problem(caps) -> Optional[str]:
+    """What is wrong with one sample's captions, or None. One rule for every loader; each
+    loader puts its own location (file, line, row) in front."""
+    if isinstance(caps, str) or not isinstance(caps, (list, tuple)):
+        return f"has {type(caps).__name__} captions; expected a list of strings"
+    if not caps:
+        return "has no caption"
+    for k, c in enumerate(caps):
+        if not isinstance(c, str):
+            return f"caption {k} is a {type(c).__name__}, not a string"
+        if not c.strip():
+            return f"caption {k} is empty"
+    return None
 
 
 def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_core.data import ArrayData, DataError
+from gan_core.data.image_decode import decode_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -46,11 +47,9 @@ def load_image_folder(path: str, channels: int) -> ArrayData:
     x = np.empty((len(files), channels, h, w), dtype=np.float32)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as im:
-                a = np.asarray(im.convert(mode), dtype=np.uint8)
+            x[i] = decode_image(f, channels)
         except (OSError, ValueError) as e:  # truncated/corrupt pixel data
             raise DataError(f"{f}: cannot decode image ({e})") from None
-        x[i] = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / 255
     rel = [f.relative_to(root).parts for f in files]
     classes = sorted({r[0] for r in rel if len(r) > 1})
     # Labels only when every image sits in a class subdirectory (ImageFolder layout).
