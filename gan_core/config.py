@@ -64,6 +64,11 @@ class ModelConfig:
     num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
     cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
     d_cond: str = "projection"  # how D takes the label: projection or concat
+    # > 0: text-conditional (GAN-CLS): captions as tokens padded to this length; 0 = off
+    text_max_len: int = 0
+    # width of the text encoder (characters, convs, GRU); its last layer maps the pooled
+    # sentence to the condition width (cond_dim, or D's features for projection)
+    text_dim: int = 128
 
 
 @dataclass
@@ -72,6 +77,9 @@ class LossConfig:
     gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (10 in the paper)
     r1_gamma: float = 0.0  # R1 penalty weight; 0 disables
     r1_interval: int = 16  # lazy regularisation: R1 every N D steps, scaled by N
+    # GAN-CLS matching-aware D: weight of the (real image, mismatched condition) term; 0.5 = paper
+    mismatch_weight: float = 0.0
+    interp_weight: float = 0.0  # GAN-INT: weight of G's loss on interpolated conditions
 
 
 @dataclass
@@ -226,15 +234,16 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("model.d_cond", cfg.model.d_cond, ("projection", "concat"))
     one_of("data.channels", cfg.data.channels, (1, 3))
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
-                "model.d_width", "model.depth", "model.cond_dim", "train.batch_size", "train.epochs", "train.lr_g",
-                "train.lr_d", "train.n_critic", "train.log_every_steps",
+                "model.d_width", "model.depth", "model.cond_dim", "model.text_dim",
+                "train.batch_size", "train.epochs", "train.lr_g", "train.lr_d", "train.n_critic",
+                "train.log_every_steps",
                 "train.checkpoint_every_epochs", "train.sample_every_epochs", "eval.num_samples", "eval.num_real",
                 "train.threads_per_worker", "ray.num_workers", "ray.cpus_per_worker",
                 "ray.num_to_keep", "loss.r1_interval"):
         section, name = key.split(".")
         positive(key, getattr(getattr(cfg, section), name))
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
-                "model.num_classes"):
+                "model.num_classes", "model.text_max_len", "loss.interp_weight"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -257,6 +266,21 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                         f"not '{cfg.model.family}'; set model.pack=1")
     if cfg.model.num_classes and toy:
         raise ConfigError("model.num_classes", f"toy source '{cfg.data.source}' has no labels; set 0")
+    if cfg.model.text_max_len and cfg.model.num_classes:
+        raise ConfigError("model.text_max_len", "text and class conditions exclude each other; "
+                                                "set model.text_max_len=0 or model.num_classes=0")
+    if cfg.model.text_max_len and toy:
+        raise ConfigError("model.text_max_len", f"toy source '{cfg.data.source}' has no captions; set 0")
+    if cfg.model.text_max_len and cfg.model.pack > 1:
+        raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
+                                        "or model.text_max_len=0")
+    if not 0 <= cfg.loss.mismatch_weight < 1:
+        raise ConfigError("loss.mismatch_weight", "must be in [0, 1)")
+    conditional = cfg.model.num_classes or cfg.model.text_max_len
+    for key in ("loss.mismatch_weight", "loss.interp_weight"):
+        if getattr(cfg.loss, key.split(".")[1]) and not conditional:
+            raise ConfigError(key, "needs a conditional model (model.num_classes > 0 or "
+                                   "model.text_max_len > 0)")
     if cfg.model.num_classes and cfg.model.pack > 1:
         raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
                                         "or model.num_classes=0")

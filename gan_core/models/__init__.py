@@ -26,9 +26,10 @@ def sample_shape(cfg) -> tuple[int, ...]:
 
 
 def build_models(cfg) -> tuple[Generator, nn.Module]:
-    """G and D for cfg; class-conditional (G(z, y), D(x, y)) when model.num_classes > 0."""
+    """G and D for cfg; conditional (G(z, y), D(x, y)) when model.num_classes > 0 (y: labels)
+    or model.text_max_len > 0 (y: caption tokens)."""
     m, shape = cfg.model, sample_shape(cfg)
-    if m.num_classes:
+    if m.num_classes or m.text_max_len:
         return conditional.build(FAMILIES[m.family], m, shape)
     return FAMILIES[m.family](m, shape, m.z_dim, shape)
 
