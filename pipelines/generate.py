@@ -13,6 +13,7 @@ import argparse
 import sys
 
 import numpy as np
+import torch
 
 from gan_core.data.transforms import to_unit_range
 from gan_core.evaluation import class_rows, quality_metrics, save_figure
@@ -59,8 +60,10 @@ def main(argv=None) -> int:
     elif k:
         labels = np.full(args.n, args.label)
     n = args.n if labels is None else len(labels)
-    z = np.random.default_rng(args.seed).standard_normal((n, gen.G.z_dim)).astype(np.float32)
-    samples = gen.model.predict(z if not k else {"z": z, "label": labels.astype(np.int64)})
+    z = torch.from_numpy(np.random.default_rng(args.seed).standard_normal((n, gen.G.z_dim))
+                         .astype(np.float32))
+    with torch.no_grad():
+        samples = (gen.G(z) if not k else gen.G(z, torch.as_tensor(labels, dtype=torch.long))).numpy()
     source = gen.cfg.data.source
     save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}", nrow=nrow)
     what = "" if not k else f", class {args.label}" if args.label is not None else \

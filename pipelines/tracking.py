@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass
 import tempfile
 import time
@@ -79,22 +80,67 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
 
 @dataclass
 class LoadedGenerator:
-    model: "mlflow.pyfunc.PyFuncModel"  # predict(z) -> samples, as served
-    G: object  # the torch generator inside it
+    G: object  # the torch generator, in eval mode
     cfg: object  # the run's gan_core Config
     run_id: str
 
 
+def model_files(model_uri: str, tracking_uri: str, dst: str) -> tuple[dict[str, Path], str]:
+    """Download an MLflow pyfunc model into `dst` and return its artifact files by name and the
+    run that logged it. Nothing in the model is executed: its MLmodel file is YAML, and the
+    callers load the weights with weights_only=True into modules built from this project's code
+    (a tampered model cannot run code here). OSError / MlflowException on a bad URI."""
+    from mlflow.models import Model
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=resolve_model_uri(model_uri, tracking_uri),
+                                                dst_path=dst, tracking_uri=tracking_uri)
+    meta = Model.load(local)
+    listed = meta.flavors.get("python_function", {}).get("artifacts", {})
+    return {name: Path(local, a["path"]) for name, a in listed.items()}, meta.run_id
+
+
+def resolve_model_uri(model_uri: str, tracking_uri: str) -> str:
+    """A models:/ URI as the artifact location it names, looked up in the registry at
+    `tracking_uri` (MLflow resolves models:/ URIs against the global registry URI even when
+    download_artifacts is given another one); other URIs as they are."""
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    if not ModelsArtifactRepository.is_models_uri(model_uri):
+        return model_uri
+    base, sub_path = ModelsArtifactRepository.split_models_uri(model_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    found = get_model_name_and_version(client, base)
+    if len(found) == 1:  # models:/m-<id>, a logged model
+        location = client.get_logged_model(found[0]).artifact_location
+    else:
+        location = client.get_model_version_download_uri(*found)
+    return location.rstrip("/") + "/" + sub_path if sub_path else location
+
+
 def load_generator(uri: str) -> LoadedGenerator:
-    """A generator logged by `log_generator`; a bad URI is a ValueError naming it."""
+    """A generator logged by `log_generator`, rebuilt from its config and weights without
+    running the model's code; a bad URI or a tampered file is a ValueError naming the URI."""
+    import torch
+
+    from gan_core.config import from_dict
+    from gan_core.models import build_models
+
+    where = tracking_uri()
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            files, run_id = model_files(uri, where, tmp)
+            if Path(files.get("weights", "")).name != "generator.pt" or "config" not in files:
+                raise ValueError(f"{uri!r} is not a generator logged by this pipeline")
+            cfg = from_dict(json.loads(files["config"].read_text()), check_paths=False)
+            G, _ = build_models(cfg)
+            G.load_state_dict(torch.load(files["weights"], map_location="cpu", weights_only=True))
     except (MlflowException, OSError) as e:
-        raise ValueError(f"cannot load model {uri!r} from {tracking_uri()}: {e}") from None
-    inner = model.unwrap_python_model()
-    if not hasattr(inner, "G"):
-        raise ValueError(f"{uri!r} is not a generator logged by this pipeline")
-    return LoadedGenerator(model, inner.G, inner.cfg, model.metadata.run_id)
+        raise ValueError(f"cannot load model {uri!r} from {where}: {' '.join(str(e).split())[:500]}") from None
+    except (pickle.UnpicklingError, RuntimeError) as e:  # pickled objects; weights that do not fit
+        raise ValueError(f"model {uri!r} is refused: its weights file is not plain weights of "
+                         f"its config's generator: {' '.join(str(e).split())[:300]}") from None
+    return LoadedGenerator(G.eval(), cfg, run_id)
 
 
 def _metric_of_version(client: MlflowClient, version, metric: str) -> Optional[float]:

@@ -3,7 +3,6 @@ a checkpoint through `ray.train.report`, metrics and samples to MLflow from rank
 from __future__ import annotations
 
 import math
-import shutil
 import tempfile
 import time
 import warnings
@@ -14,7 +13,6 @@ import ray.train.torch
 import numpy as np
 import torch
 import torch.distributed as dist
-from mlflow.tracking import MlflowClient
 
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
@@ -23,7 +21,10 @@ from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
 from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
 from pipelines.run_marker import write_divergence
-from pipelines.tracking import log_metrics
+from pipelines.run_log import RankZeroLog
+
+
+FLUSH_TIMEOUT_S = 120.0  # at the end, how long rank 0 waits for an unreachable MLflow server
 
 
 def _any_rank(flag: bool, device) -> bool:
@@ -37,42 +38,6 @@ def _any_rank(flag: bool, device) -> bool:
 
 def _finite_params(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
-
-
-class _RankZeroLog:
-    """MLflow logging for rank 0; a tracking failure warns instead of stopping training.
-
-    Without a run (a sweep trial, whose driver logs for it) metrics are not logged here and
-    figures wait in `pending` to travel inside the next checkpoint."""
-
-    def __init__(self, uri: str, run_id: str | None):
-        self.client, self.run_id = (MlflowClient(uri), run_id) if run_id else (None, None)
-        self.pending: list[tuple[str, str]] = []  # (file, folder) for the next checkpoint
-        self._keep = tempfile.TemporaryDirectory() if not run_id else None
-
-    def metrics(self, values: dict, step: int) -> None:
-        if self.client:
-            self._safe(log_metrics, self.client, self.run_id, values, step)
-
-    def artifact(self, path: str, folder: str) -> None:
-        if self.client:
-            self._safe(self.client.log_artifact, self.run_id, path, folder)
-        else:
-            kept = shutil.copy(path, self._keep.name)
-            self.pending.append((kept, folder))
-
-    def attach_pending(self, checkpoint_dir: str) -> None:
-        for path, folder in self.pending:
-            Path(checkpoint_dir, folder).mkdir(exist_ok=True)
-            shutil.move(path, Path(checkpoint_dir, folder))
-        self.pending.clear()
-
-    @staticmethod
-    def _safe(fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception as e:  # logging must never cost the training run
-            warnings.warn(f"MLflow logging failed, training goes on: {e}")
 
 
 def train_loop(config: dict) -> None:
@@ -108,7 +73,7 @@ def train_loop(config: dict) -> None:
         if lineage[-1:] != [cfg.name]:  # a plain resume continues the same Train run
             lineage = [*lineage, cfg.name]
 
-    log = _RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
+    log = RankZeroLog(config["tracking_uri"], config["run_id"]) if rank == 0 else None
     judge = _Judge(cfg, config, device) if rank == 0 else None
     every = cfg.eval.every_images
     next_eval = (tr.images_seen // every + 1) * every if every else None
@@ -156,6 +121,8 @@ def train_loop(config: dict) -> None:
                 judge.measure(tr, log)
         if judge:
             report.update(judge.latest)
+        if done and log:  # the driver reads the final metrics to decide the champion
+            log.flush(FLUSH_TIMEOUT_S)
         if done or (epoch + 1) % t.checkpoint_every_epochs == 0:
             _report_with_checkpoint(report, tr, epoch + 1, lineage, log)
         else:
@@ -175,7 +142,7 @@ class _Judge:
         self.latest: dict = {}
         self.measured_at = -1
 
-    def measure(self, tr: GANTraining, log: _RankZeroLog) -> None:
+    def measure(self, tr: GANTraining, log: RankZeroLog) -> None:
         if self.measured_at == tr.images_seen:
             return
         e = self.cfg.eval
@@ -193,7 +160,7 @@ class _Judge:
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 
-    def log_samples(self, tr: GANTraining, log: _RankZeroLog, epoch: int) -> None:
+    def log_samples(self, tr: GANTraining, log: RankZeroLog, epoch: int) -> None:
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
         labels, nrow = class_rows(tr.generator, 8)  # conditional: a row per class
         n = self.cfg.eval.num_samples if toy else 64 if labels is None else len(labels)
@@ -206,7 +173,7 @@ class _Judge:
 
 
 def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, lineage: list[str],
-                            log: _RankZeroLog | None) -> None:
+                            log: RankZeroLog | None) -> None:
     """`log` is rank 0's: rank 0 alone writes, as G and D are identical on every rank."""
     with tempfile.TemporaryDirectory() as tmp:
         if log:
@@ -216,10 +183,11 @@ def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, lineage:
         ray.train.report(metrics, checkpoint=ckpt, checkpoint_dir_name=f"epoch_{epoch:05d}")
 
 
-def _stop_diverged(config: dict, log: _RankZeroLog | None, values: dict, step: int) -> None:
+def _stop_diverged(config: dict, log: RankZeroLog | None, values: dict, step: int) -> None:
     """Every rank stops at the same point; no checkpoint is written, so the last good one stays."""
     reason = f"non-finite loss or weights at step {step}: {values}"
     if log:
         log.metrics({k: v for k, v in values.items() if math.isfinite(v)}, step)
+        log.flush(FLUSH_TIMEOUT_S)
         write_divergence(config["storage"], config["cfg"]["name"], reason)
     ray.train.report({"diverged": True, "reason": reason})

@@ -71,3 +71,43 @@ def test_a_champion_with_a_nan_metric_can_be_replaced(registry):
     _run_with_model(registry, "a", kl=float("nan"))
     v2, moved, _, _ = _run_with_model(registry, "b", kl=0.4)
     assert moved and registry.get_model_version_by_alias("toy", CHAMPION).version == v2
+
+
+def _tamper(client, version: str, fn) -> None:
+    """Edit the stored files of a registered version in place (a compromised artifact store)."""
+    from pathlib import Path
+
+    from pipelines.tracking import resolve_model_uri
+
+    fn(Path(resolve_model_uri(f"models:/toy/{version}", client.tracking_uri)))
+
+
+def test_loading_a_generator_never_runs_code_from_the_model(registry, tmp_path):
+    from pipelines.tracking import load_generator
+
+    version, _, _, G = _run_with_model(registry, "a", kl=0.3, seed=3)
+    marker = tmp_path / "code-ran"
+    _tamper(registry, version, lambda d: (d / "gan_model.py").write_text(
+        (d / "gan_model.py").read_text() + f"\nopen({str(marker)!r}, 'w').write('pwned')\n"))
+    loaded = load_generator(f"models:/toy/{version}")
+    assert not marker.exists()  # the model's code file was never executed
+    z = torch.randn(4, G.z_dim)
+    with torch.no_grad():
+        assert torch.equal(loaded.G(z), G.eval()(z))
+    assert loaded.run_id == registry.get_model_version("toy", version).run_id
+    mlflow.pyfunc.load_model(f"models:/toy/{version}")  # the threat is real: MLflow's loader
+    assert marker.read_text() == "pwned"  # runs the model's code
+
+
+class _Payload:
+    """Unpickling this would construct a foreign object; weights_only loading must refuse."""
+
+
+def test_a_generator_whose_weights_hold_pickled_objects_is_refused(registry):
+    from pipelines.tracking import load_generator
+
+    version, _, _, G = _run_with_model(registry, "a", kl=0.3)
+    state = {**G.state_dict(), "extra": _Payload()}
+    _tamper(registry, version, lambda d: torch.save(state, d / "artifacts" / "generator.pt"))
+    with pytest.raises(ValueError, match="is refused: its weights file is not plain weights"):
+        load_generator(f"models:/toy/{version}")

@@ -1,0 +1,106 @@
+"""Rank 0's MLflow logging, off the training thread.
+
+Writes go through a queue to one background thread, in order. Training never waits on the
+tracking server: while it is unreachable or restarting, writes wait in the queue and are retried
+with backoff until they land, with one warning when logging falls behind and one when it has
+caught up. Without a run (a sweep trial, whose driver logs for it) metrics are dropped and
+figures wait in `pending` to travel inside the next checkpoint."""
+from __future__ import annotations
+
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipelines.tracking import log_metrics
+
+MAX_BACKOFF_S = 30.0
+STEP_KEY = "images_seen"  # logged at every logging step
+
+
+class RankZeroLog:
+    def __init__(self, uri: str, run_id: str | None):
+        self.client, self.run_id = (MlflowClient(uri), run_id) if run_id else (None, None)
+        # A restarted worker group or a resumed run replays the steps after its checkpoint:
+        # the ones already logged are not logged twice.
+        self.logged_through = self._last_logged_step() if run_id else -1
+        self.pending: list[tuple[str, str]] = []  # (file, folder) for the next checkpoint
+        self._files = tempfile.TemporaryDirectory()  # copies: the caller may delete its file
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = None
+        if self.client:
+            self._thread = threading.Thread(target=self._drain, name="mlflow-log", daemon=True)
+            self._thread.start()
+
+    def metrics(self, values: dict, step: int) -> None:
+        if self.client and step > self.logged_through:
+            self._queue.put((log_metrics, (self.client, self.run_id, dict(values), step)))
+
+    def artifact(self, path: str, folder: str) -> None:
+        kept = shutil.copy(path, tempfile.mkdtemp(dir=self._files.name))
+        if self.client:
+            self._queue.put((self.client.log_artifact, (self.run_id, kept, folder)))
+        else:
+            self.pending.append((kept, folder))
+
+    def attach_pending(self, checkpoint_dir: str) -> None:
+        for path, folder in self.pending:
+            Path(checkpoint_dir, folder).mkdir(exist_ok=True)
+            shutil.move(path, Path(checkpoint_dir, folder))
+        self.pending.clear()
+
+    def _last_logged_step(self) -> int:
+        try:  # every log step records images_seen
+            return max((m.step for m in self.client.get_metric_history(self.run_id, STEP_KEY)),
+                       default=-1)
+        except Exception as e:
+            warnings.warn(f"MLflow unreachable at start, steps already logged may repeat: {e}")
+            return -1
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for every queued write to land; False (and a warning) if the
+        server stayed unreachable."""
+        if not self._thread:
+            return True
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = self._queue.unfinished_tasks
+        if left:
+            warnings.warn(f"MLflow: {left} writes to run {self.run_id} still not logged after "
+                          f"{timeout:.0f} s; training results are in the checkpoints")
+        return not left
+
+    def _drain(self) -> None:
+        behind_since = None
+        while True:
+            fn, args = self._queue.get()
+            delay = 1.0
+            while True:
+                try:
+                    fn(*args)
+                    break
+                except MlflowException as e:
+                    if 400 <= e.get_http_status_code() < 500:  # refused, not lost: retrying won't help
+                        warnings.warn(f"MLflow refused a write, dropped: {e}")
+                        break
+                    failure = e
+                except Exception as e:  # an outage must never cost the training run
+                    failure = e
+                if behind_since is None:
+                    behind_since = time.monotonic()
+                    warnings.warn(f"MLflow logging failed, training goes on and the writes "
+                                  f"are retried until they land: {failure}")
+                time.sleep(delay)
+                delay = min(2 * delay, MAX_BACKOFF_S)
+            self._queue.task_done()
+            if behind_since is not None and self._queue.empty():
+                warnings.warn(f"MLflow logging caught up after "
+                              f"{time.monotonic() - behind_since:.0f} s")
+                behind_since = None
