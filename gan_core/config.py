@@ -24,6 +24,7 @@ PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet", "jsonl")  #
 MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
+D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
                   "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
@@ -231,7 +232,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("model.g_norm", cfg.model.g_norm, NORMS)
     one_of("model.d_norm", cfg.model.d_norm, NORMS)
     one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
-    one_of("model.d_cond", cfg.model.d_cond, ("projection", "concat"))
+    one_of("model.d_cond", cfg.model.d_cond, D_CONDITIONING)
     one_of("data.channels", cfg.data.channels, (1, 3))
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
                 "model.d_width", "model.depth", "model.cond_dim", "model.text_dim",

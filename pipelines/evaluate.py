@@ -55,7 +55,8 @@ def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]
     idx = np.random.default_rng(seed).permutation(len(data.x))[:2 * n]
     real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
     y = data.y[idx] if data.y is not None else None
-    return (real[:n], y[:n] if y is not None else None), (real[n:], y[n:] if y is not None else None)
+    a, b = slice(None, n), slice(n, None)
+    return (real[a], None if y is None else y[a]), (real[b], None if y is None else y[b])
 
 
 def _check_conditional(metrics: list, per_class: bool, conditional: bool, labelled: bool) -> None:

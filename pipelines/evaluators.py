@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -12,12 +11,11 @@ from typing import Optional
 import mlflow
 import numpy as np
 import torch
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
 
 from gan_core.models.evaluator import DigitClassifier
-from pipelines.tracking import model_files
+from pipelines.tracking import load_logged_module
 from pipelines.tracking import tracking_uri as default_tracking_uri
 
 EVALUATOR_CODE = str(Path(__file__).with_name("evaluator_model.py"))
@@ -39,7 +37,6 @@ def log_evaluator(run_id: str, model: DigitClassifier, registered_name: Optional
     JSON of its constructor arguments and training metrics; loaded by evaluator_model.py with
     weights_only=True) and register a new version under `registered_name` (None: no registry).
     Returns MLflow's ModelInfo. Logs into the active tracking URI."""
-
     config = {"init": {"dropout": float(model.dropout)}, "input_size": model.input_size,
               "num_classes": model.num_classes, "num_features": model.num_features,
               "metrics": {k: _json_number(v) for k, v in metrics.items()}}
@@ -58,25 +55,14 @@ def log_evaluator(run_id: str, model: DigitClassifier, registered_name: Optional
 
 def load_evaluator(model_uri: str, tracking_uri: Optional[str] = None) -> DigitClassifier:
     """The DigitClassifier behind an MLflow model URI (models:/NAME@champion, runs:/ID/evaluator,
-    a local path), in eval mode, rebuilt from its weights without running the model's code. Registry URIs resolve against `tracking_uri`, by default
-    MLFLOW_TRACKING_URI or ./mlflow.db (pipelines.tracking.tracking_uri()). A URI that does not
-    resolve, or names a model that is not an evaluator, raises ValueError naming both URIs."""
+    a local path), in eval mode, rebuilt from its weights without running the model's code.
+    Registry URIs resolve against `tracking_uri`, by default MLFLOW_TRACKING_URI or ./mlflow.db
+    (pipelines.tracking.tracking_uri()). A URI that does not resolve, or names a model that is
+    not an evaluator, raises ValueError naming both URIs."""
     uri = tracking_uri or default_tracking_uri()
     if "://" not in model_uri and ":/" not in model_uri and not os.path.exists(model_uri):
         raise ValueError(f"cannot load evaluator {model_uri!r} (tracking URI {uri}): not a model "
                          f"URI (models:/NAME@ALIAS, runs:/ID/evaluator) and no such directory")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            files, _ = model_files(model_uri, uri, tmp)
-            if Path(files.get("weights", "")).name != "evaluator.pt" or "config" not in files:
-                raise ValueError(f"{model_uri!r} (tracking URI {uri}) is not an evaluator model")
-            config = json.loads(files["config"].read_text())
-            module = DigitClassifier(**config.get("init", {}))
-            module.load_state_dict(torch.load(files["weights"], map_location="cpu", weights_only=True))
-    except (MlflowException, OSError) as e:
-        reason = " ".join(str(e).split())[:500] or type(e).__name__  # one line, no traceback
-        raise ValueError(f"cannot load evaluator {model_uri!r} (tracking URI {uri}): {reason}") from None
-    except (pickle.UnpicklingError, RuntimeError) as e:
-        raise ValueError(f"evaluator {model_uri!r} is refused: its weights file is not plain "
-                         f"DigitClassifier weights: {' '.join(str(e).split())[:300]}") from None
-    return module.eval()
+    module, _, _ = load_logged_module(model_uri, uri, "evaluator.pt", "an evaluator model",
+                                      lambda c: DigitClassifier(**c.get("init", {})))
+    return module

@@ -18,7 +18,6 @@ from pipelines.run import register_checkpoint, start
 from pipelines.sweep_trial import run_trial
 from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
 from pipelines.tracking import RUN_NAME_TAG, start_or_resume_run
-from pipelines.train import storage_path
 from pipelines.tune import concurrency, scheduler, search_space
 
 
@@ -30,7 +29,8 @@ def _space_params(sweep: Sweep) -> dict:
     return out
 
 
-def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> int:
+def run_sweep(sweep: Sweep, data: ArrayData, root: str, resume: bool, config_path: str) -> int:
+    """`root`: the checked storage path (train.storage_path) the sweep's trials live under."""
     base = sweep.base
     try:
         uri, client, eval_inputs = start(base, data, prefix="base.")
@@ -38,7 +38,6 @@ def run_sweep(sweep: Sweep, data: ArrayData, resume: bool, config_path: str) -> 
         print(f"error: {e}", file=sys.stderr)
         return 2
     limit = concurrency(sweep, ray.cluster_resources())
-    root = storage_path(base)
     exp_dir = Path(root, sweep.name) if "://" not in root else None
     if resume and not tune.Tuner.can_restore(f"{root}/{sweep.name}"):
         print(f"error: --resume: no sweep '{sweep.name}' under {root}", file=sys.stderr)

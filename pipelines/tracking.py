@@ -118,29 +118,41 @@ def resolve_model_uri(model_uri: str, tracking_uri: str) -> str:
     return location.rstrip("/") + "/" + sub_path if sub_path else location
 
 
-def load_generator(uri: str) -> LoadedGenerator:
-    """A generator logged by `log_generator`, rebuilt from its config and weights without
-    running the model's code; a bad URI or a tampered file is a ValueError naming the URI."""
+def load_logged_module(model_uri: str, tracking_uri: str, weights_name: str, what: str, build):
+    """The torch module behind a model this project logged (weights file `weights_name` plus a
+    JSON config): `build(config)` makes it from this project's code and its weights load with
+    weights_only=True, so nothing stored in the model runs. Returns (module in eval mode, config,
+    run id). ValueError naming the URIs when the model cannot be fetched, is not a `what`, or its
+    weights are not plain weights of the built module (pickled objects, other shapes)."""
     import torch
 
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            files, run_id = model_files(model_uri, tracking_uri, tmp)
+            if Path(files.get("weights", "")).name != weights_name or "config" not in files:
+                raise ValueError(f"{model_uri!r} (tracking URI {tracking_uri}) is not {what} "
+                                 "logged by this pipeline")
+            config = json.loads(files["config"].read_text())
+            module = build(config)
+            module.load_state_dict(torch.load(files["weights"], map_location="cpu", weights_only=True))
+    except (MlflowException, OSError) as e:
+        reason = " ".join(str(e).split())[:500] or type(e).__name__  # one line, no traceback
+        raise ValueError(f"cannot load {what} {model_uri!r} (tracking URI {tracking_uri}): "
+                         f"{reason}") from None
+    except (pickle.UnpicklingError, RuntimeError) as e:  # pickled objects; weights that do not fit
+        raise ValueError(f"{what} {model_uri!r} is refused: its weights file is not plain weights "
+                         f"of its config's network: {' '.join(str(e).split())[:300]}") from None
+    return module.eval(), config, run_id
+
+
+def load_generator(uri: str) -> LoadedGenerator:
+    """A generator logged by `log_generator`, rebuilt without running the model's code."""
     from gan_core.config import from_dict
     from gan_core.models import build_models
 
-    where = tracking_uri()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            files, run_id = model_files(uri, where, tmp)
-            if Path(files.get("weights", "")).name != "generator.pt" or "config" not in files:
-                raise ValueError(f"{uri!r} is not a generator logged by this pipeline")
-            cfg = from_dict(json.loads(files["config"].read_text()), check_paths=False)
-            G, _ = build_models(cfg)
-            G.load_state_dict(torch.load(files["weights"], map_location="cpu", weights_only=True))
-    except (MlflowException, OSError) as e:
-        raise ValueError(f"cannot load model {uri!r} from {where}: {' '.join(str(e).split())[:500]}") from None
-    except (pickle.UnpicklingError, RuntimeError) as e:  # pickled objects; weights that do not fit
-        raise ValueError(f"model {uri!r} is refused: its weights file is not plain weights of "
-                         f"its config's generator: {' '.join(str(e).split())[:300]}") from None
-    return LoadedGenerator(G.eval(), cfg, run_id)
+    G, config, run_id = load_logged_module(uri, tracking_uri(), "generator.pt", "a generator",
+                                           lambda c: build_models(from_dict(c, check_paths=False))[0])
+    return LoadedGenerator(G, from_dict(config, check_paths=False), run_id)
 
 
 def _metric_of_version(client: MlflowClient, version, metric: str) -> Optional[float]:

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         sweep = load_sweep(args.config, overrides)
         data = load_source(sweep.base.data, seed=sweep.base.seed)
         check_data(sweep.base, data, prefix="base.")
-        storage_path(sweep.base, prefix="base.")  # run_sweep uses it once Ray is up
+        root = storage_path(sweep.base, prefix="base.")
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
           f"scheduler {sweep.scheduler}, {sweep.mode} {sweep.metric}; data: {data.description}")
     from pipelines.sweep_run import run_sweep  # Ray and MLflow start only after the input is valid
 
-    return run_sweep(sweep, data, resume=args.resume, config_path=args.config)
+    return run_sweep(sweep, data, root, resume=args.resume, config_path=args.config)
 
 
 if __name__ == "__main__":

@@ -149,14 +149,15 @@ class _Judge:
         toy = self.cfg.data.source in TOY_SOURCES
         if not toy and not e.metrics:
             return
-        G = tr.generator
-        samples = sample(G, e.num_samples, seed=self.cfg.seed, device=self.device)
+        labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
+        samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
+                         labels=labels)
         if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
             self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
         self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net,
-                                      labels=sample_labels(G, e.num_samples))
+                                      labels=labels)
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 

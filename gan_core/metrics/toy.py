@@ -4,7 +4,6 @@ Pure numpy/scipy: no torch, ray or mlflow needed.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.stats import norm
 

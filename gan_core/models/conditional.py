@@ -19,7 +19,6 @@ from torch import Tensor, nn
 from ..text import TextEncoder
 from .layers import Discriminator, Generator
 
-D_COND = ("projection", "concat")
 Mix = tuple[Tensor, float]
 
 
