@@ -20,6 +20,7 @@ import yaml
 DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
                 "stacked_mnist", "jsonl")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
+CAPTIONABLE_SOURCES = ("sklearn_digits", "mnist")  # labelled digits: data.captions_per_image
 PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet", "jsonl")  # read from data.path
 MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
@@ -28,7 +29,9 @@ D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
                   "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
-                  "cond_acc": ("cond_acc",)}  # conditional G: share drawn as the asked class
+                  "cond_acc": ("cond_acc",),  # conditional G: share drawn as the asked class
+                  # text-to-image on generated digit captions: do the attribute words show?
+                  "attr_corr": tuple(f"attr_corr_{a}" for a in ("thickness", "slant", "height", "x_offset"))}
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 
 
@@ -50,6 +53,9 @@ class DataConfig:
     image_column: str = "image"  # parquet
     label_column: Optional[str] = "label"  # parquet; None when there are no labels
     caption_column: Optional[str] = None  # parquet: string or list<string> captions per row
+    # > 0: caption each labelled digit (sklearn_digits, mnist) this many ways from its label and
+    # measured thickness, slant, height and position (text-to-image without a captioned set)
+    captions_per_image: int = 0
 
 
 @dataclass
@@ -244,7 +250,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
         section, name = key.split(".")
         positive(key, getattr(getattr(cfg, section), name))
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
-                "model.num_classes", "model.text_max_len", "loss.interp_weight"):
+                "model.num_classes", "model.text_max_len", "loss.interp_weight",
+                "data.captions_per_image"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -275,6 +282,15 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if cfg.model.text_max_len and cfg.model.pack > 1:
         raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
                                         "or model.text_max_len=0")
+    if cfg.data.captions_per_image and cfg.data.source not in CAPTIONABLE_SOURCES:
+        raise ConfigError("data.captions_per_image", f"captions are generated for labelled digits "
+                          f"({', '.join(CAPTIONABLE_SOURCES)}), not '{cfg.data.source}'; set 0")
+    has_text = (cfg.data.captions_per_image or cfg.data.source == "jsonl"
+                or (cfg.data.source == "parquet" and cfg.data.caption_column))
+    if cfg.model.text_max_len and not has_text and not toy:
+        raise ConfigError("model.text_max_len", f"source '{cfg.data.source}' brings no captions: set "
+                          f"data.captions_per_image (digits), use source jsonl, or parquet with "
+                          f"data.caption_column")
     if not 0 <= cfg.loss.mismatch_weight < 1:
         raise ConfigError("loss.mismatch_weight", "must be in [0, 1)")
     conditional = cfg.model.num_classes or cfg.model.text_max_len
@@ -303,11 +319,15 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if "modes" in cfg.eval.metrics and cfg.data.source != "stacked_mnist":
         raise ConfigError("eval.metrics", "'modes' counts Stacked MNIST's 1,000 modes; the source "
                           f"is {cfg.data.source!r}")
-    if "cond_acc" in cfg.eval.metrics and not cfg.model.num_classes:
-        raise ConfigError("eval.metrics", "'cond_acc' needs a conditional model (model.num_classes > 0)")
+    if "cond_acc" in cfg.eval.metrics and not (cfg.model.num_classes or cfg.model.text_max_len):
+        raise ConfigError("eval.metrics", "'cond_acc' needs a conditional model (model.num_classes "
+                                          "> 0 or model.text_max_len > 0)")
+    if "attr_corr" in cfg.eval.metrics and not (cfg.model.text_max_len and cfg.data.captions_per_image):
+        raise ConfigError("eval.metrics", "'attr_corr' reads the attribute words of generated digit "
+                                          "captions: set model.text_max_len and data.captions_per_image")
     if cfg.eval.metrics and toy:
         raise ConfigError("eval.metrics", "image metrics need an image source; toys get theirs always")
-    if set(cfg.eval.metrics) - {"swd"} and not cfg.eval.evaluator:
+    if set(cfg.eval.metrics) - {"swd", "attr_corr"} and not cfg.eval.evaluator:
         raise ConfigError("eval.evaluator", f"metrics {cfg.eval.metrics} need a feature net: "
                           "set an MLflow model URI such as models:/mnist-evaluator@champion")
     if cfg.eval.every_images < 0:

@@ -4,6 +4,7 @@ to end with the network that owns it."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -31,6 +32,30 @@ def encode(captions: list[str], max_len: int) -> np.ndarray:
                              f"{unknown}; allowed: a-z, 0-9, space and , . - '")
         out[i, :len(text)] = [_TOKEN[c] for c in text]
     return out
+
+
+def encode_per_sample(text: list[list[str]], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample's captions as (N, K, max_len) tokens, K the most captions any sample has
+    (rows past a sample's own count are all PAD), and the (N,) counts. ValueError names the
+    sample and the caption at fault."""
+    k = max((len(caps) for caps in text), default=1)
+    tokens = np.full((len(text), k, max_len), PAD, np.int64)
+    counts = np.zeros(len(text), np.int64)
+    for i, caps in enumerate(text):
+        try:
+            tokens[i, :len(caps)] = encode(caps, max_len)
+        except ValueError as e:
+            raise ValueError(f"sample {i}: {e}") from None
+        counts[i] = len(caps)
+    return tokens, counts
+
+
+def pick_captions(tokens: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
+    """One of each sample's captions, uniformly: (N, K, L) tokens and (N,) counts -> (N, L).
+    The draw comes from `gen` (CPU), so a seeded epoch replays it exactly."""
+    u = torch.rand(len(counts), generator=gen).to(counts.device)
+    idx = (u * counts).long().clamp(max=tokens.shape[1] - 1)
+    return tokens[torch.arange(len(idx), device=tokens.device), idx]
 
 
 def decode(tokens: np.ndarray) -> list[str]:

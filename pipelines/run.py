@@ -70,27 +70,40 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
 
 
 def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
-    """The feature net's weights and a real reference set for rank 0's periodic evaluation."""
+    """The feature net's weights and a real reference set for rank 0's periodic evaluation; a
+    text-to-image run's evaluation captions (also drawn for its sample grids)."""
+    out = _caption_inputs(cfg, data) if cfg.model.text_max_len else {}
     if not cfg.eval.metrics:
-        return {}
+        return out
     from gan_core.metrics.features import check_images
 
     from pipelines.evaluators import load_evaluator
 
     n = min(cfg.eval.num_real, len(data.x))
     idx = np.random.default_rng(cfg.seed).permutation(len(data.x))[:n]
-    real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
-    out = {"real_reference": real}
+    out["real_reference"] = real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
     if cfg.eval.evaluator:
         net = load_evaluator(cfg.eval.evaluator)
         # Stacked MNIST is judged one channel at a time
         check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])  # per channel
-        if "cond_acc" in cfg.eval.metrics and net.num_classes != cfg.model.num_classes:
+        if "cond_acc" in cfg.eval.metrics and cfg.model.text_max_len and out["eval_digits"] is None:
+            raise ValueError("cond_acc compares the digit each caption names with the evaluator's, "
+                             "and the data has no labels and captions naming no single digit")
+        if "cond_acc" in cfg.eval.metrics and cfg.model.num_classes and net.num_classes != cfg.model.num_classes:
             raise ValueError(f"cond_acc compares the asked class with the evaluator's, but "
                              f"{cfg.eval.evaluator} tells {net.num_classes} classes apart and "
                              f"model.num_classes is {cfg.model.num_classes}")
         out["evaluator_state"] = net.state_dict()
     return out
+
+
+def _caption_inputs(cfg: Config, data: ArrayData) -> dict:
+    from gan_core.evaluation import caption_eval_set
+
+    captions, digits, images = caption_eval_set(data.text, data.y, cfg.eval.num_samples, cfg.seed,
+                                                data.x)
+    return {"eval_captions": captions, "eval_digits": digits,
+            "eval_caption_images": preprocess_images(images, cfg.data.image_size, cfg.data.channels)}
 
 
 def run_training(cfg: Config, data: ArrayData, storage: str) -> int:

@@ -71,6 +71,9 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
         example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
         if cfg_dict["model"]["num_classes"]:  # the input schema names z and the label
             example = {"z": example, "label": np.arange(2, dtype=np.int64)}
+        elif cfg_dict["model"]["text_max_len"]:  # ... or z and the caption
+            example = {"z": example, "text": np.array([c[:cfg_dict["model"]["text_max_len"]]
+                                                       for c in ("seven", "two")])}
         with mlflow.start_run(run_id=run_id):
             return mlflow.pyfunc.log_model(
                 name="generator", python_model=MODEL_CODE, input_example=example,

@@ -16,10 +16,12 @@ import torch.distributed as dist
 
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
-from gan_core.evaluation import class_rows, quality_metrics, sample, sample_labels, save_figure
+from gan_core.evaluation import (class_rows, mismatch_accuracy, mismatched, quality_metrics, sample,
+                                 sample_labels, save_figure)
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
-from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
+from gan_core.text import encode, pick_captions
+from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config, unwrap
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
 
@@ -90,7 +92,10 @@ def train_loop(config: dict) -> None:
         for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
                                               local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
                                               local_shuffle_seed=cfg.seed + epoch):
-            last.update(tr.step(batch["x"], z_gen, batch.get("y")))
+            y = batch.get("y")
+            if "n_captions" in batch:  # text: one of each image's captions, drawn per step
+                y = pick_captions(y, batch["n_captions"], z_gen)
+            last.update(tr.step(batch["x"], z_gen, y))
             window_steps += 1
             if tr.step_index % t.log_every_steps == 0:
                 values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
@@ -141,6 +146,14 @@ class _Judge:
             self.net.load_state_dict(config["evaluator_state"])
         self.latest: dict = {}
         self.measured_at = -1
+        self.captions = config.get("eval_captions")  # text-to-image: what G draws for
+        if self.captions is not None:
+            self.tokens = torch.from_numpy(encode(self.captions, cfg.model.text_max_len))
+            self.digits = config.get("eval_digits")
+            images = torch.from_numpy(config["eval_caption_images"]).to(device)
+            self.mismatch = (images, self.tokens[:len(images)].to(device),
+                             mismatched(None if self.digits is None else self.digits[:len(images)],
+                                        len(images)))
 
     def measure(self, tr: GANTraining, log: RankZeroLog) -> None:
         if self.measured_at == tr.images_seen:
@@ -150,26 +163,36 @@ class _Judge:
         if not toy and not e.metrics:
             return
         labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
+        if self.captions is not None:
+            labels = self.digits
         samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
-                         labels=labels)
+                         labels=self.tokens if self.captions is not None else labels)
         if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
             self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
         self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net,
-                                      labels=labels)
+                                      labels=labels, captions=self.captions)
+        if self.captions is not None:
+            self.latest.update(mismatch_accuracy(unwrap(tr.D), *self.mismatch))
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 
     def log_samples(self, tr: GANTraining, log: RankZeroLog, epoch: int) -> None:
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
         labels, nrow = class_rows(tr.generator, 8)  # conditional: a row per class
+        if self.captions is not None:  # text: a row per caption, listed in a .txt beside it
+            labels, nrow = self.tokens[:8].repeat_interleave(8, 0), 8
         n = self.cfg.eval.num_samples if toy else 64 if labels is None else len(labels)
         samples = sample(tr.generator, n, seed=self.cfg.seed, device=self.device, labels=labels)
         with tempfile.TemporaryDirectory() as tmp:
             path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
             save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}", nrow=nrow)
             log.artifact(path, "samples")
+            if self.captions is not None:
+                rows = Path(tmp, f"epoch_{epoch:05d}.txt")
+                rows.write_text("".join(f"row {i + 1}: {c}\n" for i, c in enumerate(self.captions[:8])))
+                log.artifact(str(rows), "samples")
         log.metrics({"epoch": epoch}, tr.step_index)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, Config, ConfigError, DataConfig
 
-__all__ = ["DataError", "ArrayData", "caption_problem", "check_data", "load_source"]
+__all__ = ["DataError", "ArrayData", "caption_problem", "caption_tokens", "check_data", "load_source"]
 
 
 class DataError(ValueError):
@@ -60,6 +60,9 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
             data = load_parquet(path, cfg)
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
+    if cfg.captions_per_image:
+        from gan_core.data.captions import captioned
+        data = captioned(_checked(data), seed, cfg.captions_per_image)
     return _checked(data)
 
 
@@ -109,7 +112,8 @@ def caption_problem(caps) -> Optional[str]:
 
 def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     """What a run needs of its loaded data beyond the config itself: a full batch on every
-    worker, and labels in range for a conditional GAN. ConfigError names the `prefix`ed key."""
+    worker, labels in range for a class-conditional GAN, captions that tokenize for a
+    text-conditional one. ConfigError names the `prefix`ed key."""
     per_worker = len(data.x) // cfg.ray.num_workers
     if per_worker < cfg.train.batch_size:
         raise ConfigError(f"{prefix}train.batch_size", f"{cfg.train.batch_size} is more than the "
@@ -121,3 +125,23 @@ def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     if k and (data.y.min() < 0 or data.y.max() >= k):
         raise ConfigError(f"{prefix}model.num_classes", f"{k} classes, but the labels run from "
                           f"{data.y.min()} to {data.y.max()} ({data.description})")
+    if cfg.model.text_max_len:
+        caption_tokens(cfg, data, prefix)
+
+
+def caption_tokens(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """A text-conditional run's captions as (N, K, model.text_max_len) tokens and (N,) counts
+    (`gan_core.text.encode_per_sample`). Over-long captions: ConfigError naming the `prefix`ed
+    model.text_max_len; other bad captions: DataError naming the sample."""
+    from gan_core.text import encode_per_sample
+
+    key = f"{prefix}model.text_max_len"
+    if data.text is None:
+        raise ConfigError(key, f"a text-to-image GAN needs captions, and the data has none "
+                               f"({data.description})")
+    try:
+        return encode_per_sample(data.text, cfg.model.text_max_len)
+    except ValueError as e:
+        if "more than max_len" in str(e):
+            raise ConfigError(key, f"{e} ({data.description})") from None
+        raise DataError(f"{e} ({data.description})") from None
