@@ -53,10 +53,10 @@ VARIANTS = {
                     "loss.gp_weight=10"],
     # GAN-CLS: caption tokens through both DDP modules, three D forwards per D step, two G
     # forwards per G step (GAN-INT), and the encoders' GRUs under R1 and the gradient penalty
-    "text": ["model.text_max_len=12", "model.text_dim=8", "model.cond_dim=4",
+    "text": ["model.text_max_len=12", "data.captions_per_image=1", "model.text_dim=8", "model.cond_dim=4",
              "loss.mismatch_weight=0.5", "loss.interp_weight=1.0", "loss.r1_gamma=1.0",
              "loss.r1_interval=2"],
-    "text-concat-gp": ["model.text_max_len=12", "model.text_dim=8", "model.cond_dim=4",
+    "text-concat-gp": ["model.text_max_len=12", "data.captions_per_image=1", "model.text_dim=8", "model.cond_dim=4",
                        "model.d_cond=concat", "loss.name=wgan", "loss.gp_weight=10",
                        "loss.mismatch_weight=0.5", "loss.interp_weight=1.0"],
 }

@@ -21,7 +21,8 @@ FAMILIES = {
     "dcgan": ["model.family=dcgan", "data.image_size=16"],
 }
 SMALL = ["model.z_dim=8", "model.g_width=16", "model.d_width=16", "model.depth=2",
-         "model.text_max_len=16", "model.text_dim=8", "model.cond_dim=4", "train.batch_size=8"]
+         "model.text_max_len=16", "data.captions_per_image=1", "model.text_dim=8",
+         "model.cond_dim=4", "train.batch_size=8"]
 
 
 def cfg_for(family, d_cond, *extra):
@@ -166,7 +167,7 @@ def test_gan_cls_terms_are_computed_on_the_right_pairs():
 def _small_mlp_text(*extra):
     return load_config(None, ["model.family=mlp", "data.image_size=4", "model.z_dim=4",
                               "model.g_width=16", "model.d_width=16", "model.depth=2",
-                              "model.g_norm=none", "model.d_norm=none", "model.text_max_len=12",
+                              "model.g_norm=none", "model.d_norm=none", "model.text_max_len=12", "data.captions_per_image=1",
                               "model.text_dim=8", "model.cond_dim=4", *extra])
 
 
@@ -213,7 +214,7 @@ def _plain_conditional_step(G, D, opt_g, opt_d, real, y, gen):
 
 @pytest.mark.parametrize("condition", ["text", "class"])
 def test_zero_mismatch_weight_is_the_plain_conditional_step(condition):
-    extra = ["model.text_max_len=12"] if condition == "text" else ["model.num_classes=4"]
+    extra = ["model.text_max_len=12", "data.captions_per_image=1"] if condition == "text" else ["model.num_classes=4"]
     cfg = load_config(None, [*FAMILIES["dcgan"], "model.z_dim=8", "model.g_width=8",
                              "model.d_width=8", "model.text_dim=8", "model.cond_dim=4", *extra])
     real = torch.rand(4, 1, 16, 16) * 2 - 1  # dcgan at 16 px: BatchNorm in G and D
@@ -240,7 +241,7 @@ def test_zero_mismatch_weight_is_the_plain_conditional_step(condition):
 @pytest.mark.parametrize("d_cond", ["projection", "concat"])
 @pytest.mark.parametrize("condition", ["text", "class"])
 def test_gan_int_mix_ends_are_the_plain_conditions(condition, d_cond):
-    extra = ["model.num_classes=5", "model.text_max_len=0"] if condition == "class" else []
+    extra = ["model.num_classes=5", "model.text_max_len=0", "data.captions_per_image=1"] if condition == "class" else []
     cfg = cfg_for("dcgan", d_cond, *extra)
     torch.manual_seed(0)
     G, D = build_models(cfg)
@@ -315,16 +316,16 @@ def test_a_short_training_follows_the_caption(d_cond):
 
 
 @pytest.mark.parametrize("overrides, key", [
-    (["model.text_max_len=16", "model.num_classes=10"], "model.text_max_len"),
-    (["model.text_max_len=16", "model.pack=2"], "model.pack"),
-    (["model.text_max_len=16", "data.source=ring", "model.family=mlp"], "model.text_max_len"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "model.num_classes=10"], "model.text_max_len"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "model.pack=2"], "model.pack"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "data.source=ring", "model.family=mlp"], "model.text_max_len"),
     (["model.text_max_len=-1"], "model.text_max_len"),
-    (["model.text_max_len=16", "model.text_dim=0"], "model.text_dim"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "model.text_dim=0"], "model.text_dim"),
     (["loss.mismatch_weight=0.5"], "loss.mismatch_weight"),
     (["loss.interp_weight=1"], "loss.interp_weight"),
-    (["model.text_max_len=16", "loss.mismatch_weight=1"], "loss.mismatch_weight"),
-    (["model.text_max_len=16", "loss.mismatch_weight=-0.1"], "loss.mismatch_weight"),
-    (["model.text_max_len=16", "loss.interp_weight=-1"], "loss.interp_weight"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "loss.mismatch_weight=1"], "loss.mismatch_weight"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "loss.mismatch_weight=-0.1"], "loss.mismatch_weight"),
+    (["model.text_max_len=16", "data.captions_per_image=1", "loss.interp_weight=-1"], "loss.interp_weight"),
 ])
 def test_bad_text_configs_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:
@@ -333,6 +334,6 @@ def test_bad_text_configs_name_the_key(overrides, key):
 
 
 def test_good_gan_cls_configs_load():
-    for extra in (["model.text_max_len=16"], ["model.num_classes=10"]):
+    for extra in (["model.text_max_len=16", "data.captions_per_image=1"], ["model.num_classes=10"]):
         cfg = load_config(None, [*extra, "loss.mismatch_weight=0.5", "loss.interp_weight=1"])
         assert (cfg.loss.mismatch_weight, cfg.loss.interp_weight) == (0.5, 1.0)
