@@ -1,13 +1,15 @@
 """Quality benchmark: train through the real pipeline, evaluate, and print our rows beside the
 published ones and the targets.
 
-    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan] [--seeds 3]
+    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan,gancls] [--seeds 3]
         [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
 
 Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
 with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
 stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol); cgan (the
-class-conditional DCGAN on MNIST: conditional accuracy and per-class FID). Each run is
+class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); gancls (text-to-image
+on MNIST with generated captions: accuracy against the caption's digit, attribute rank
+correlations, D's accuracy on mismatched pairs, from the run's final evaluation). Each run is
 `pipelines/train.py` in a fresh MLflow store; image metrics come from `pipelines/evaluate.py`
 with the project's own MNIST evaluator, trained once per invocation."""
 from __future__ import annotations
@@ -35,7 +37,10 @@ TARGETS = {
     "stacked": {"modes": 1000, "kl": 0.05},
     "mnist": {"is": 9.5, "fid": "<= 2x floor"},
     "cgan": {"cond_acc": 0.97},
+    "gancls": {"cond_acc": 0.90, "attr_corr_thickness": "> 0"},
 }
+GANCLS_FIGURES = ("cond_acc", "fid", "attr_corr_thickness", "attr_corr_slant", "attr_corr_height",
+                  "attr_corr_x_offset", "d_mismatch_acc", "d_wrong_fake")
 
 
 class Store:
@@ -138,6 +143,15 @@ def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tu
     return rows
 
 
+def gancls_suite(store: Store, mnist: str, seeds: int, epochs: int) -> list[tuple[str, dict]]:
+    rows = []
+    for s in range(seeds):
+        final = train(store, "gancls_mnist.yaml", f"gancls-s{s}",
+                      [f"seed={s}", f"train.epochs={epochs}", f"data.path={mnist}"])
+        rows.append((f"GAN-CLS (ours), seed {s}", {k: final[k] for k in GANCLS_FIGURES}))
+    return rows
+
+
 def print_table(suite: str, rows: list[tuple[str, dict]]) -> None:
     keys = sorted({k for _, r in rows for k in r} | set(TARGETS.get(suite, {})))
     published = [(name, r) for (s, name), r in PUBLISHED.items() if s == suite]
@@ -160,7 +174,7 @@ def main() -> None:
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp))
-        if {"mnist", "stacked", "cgan"} & set(suites):
+        if {"mnist", "stacked", "cgan", "gancls"} & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
             if suite in ("ring", "grid"):
@@ -175,6 +189,8 @@ def main() -> None:
                 rows = image_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)),
                                    "cgan_mnist.yaml", "mnist-cgan", "cDCGAN (ours)",
                                    "cond_acc,fid", 5000, "--per-class")
+            elif suite == "gancls":
+                rows = gancls_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)))
             else:
                 sys.exit(f"unknown suite {suite!r}")
             print_table(suite, rows)

@@ -66,3 +66,11 @@ def test_text_run_registers_a_generator_that_takes_captions(workspace):
     assert none.returncode == 2 and "give it a caption" in none.stderr
     long = workspace.run("generate.py", "--model", "models:/digits-gancls@champion", "--text", "seven " * 20)
     assert long.returncode == 2 and "more than max_len=80" in long.stderr
+
+    # evaluate.py draws for real captions; the floor is the real images against their own captions
+    ev = workspace.run("evaluate.py", "--model", "models:/digits-gancls@champion",
+                       "--metrics", "attr_corr", "--n", "400")
+    assert ev.returncode == 0, explain(ev)
+    row = next(line.split() for line in ev.stdout.splitlines() if line.startswith("attr_corr_thickness"))
+    generated, floor = float(row[1]), float(row[2])
+    assert -1 <= generated <= 1 and floor > 0.6  # the words were measured on the real images
