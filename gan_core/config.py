@@ -56,6 +56,9 @@ class DataConfig:
     # > 0: caption each labelled digit (sklearn_digits, mnist) this many ways from its label and
     # measured thickness, slant, height and position (text-to-image without a captioned set)
     captions_per_image: int = 0
+    # an unreadable, undecodable or odd-sized image (image folder, Parquet bytes, JSON Lines):
+    # "error" stops before training, naming it; "skip" leaves it out, counted in MLflow
+    on_bad_sample: str = "error"
 
 
 @dataclass
@@ -240,6 +243,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
     one_of("model.d_cond", cfg.model.d_cond, D_CONDITIONING)
     one_of("data.channels", cfg.data.channels, (1, 3))
+    one_of("data.on_bad_sample", cfg.data.on_bad_sample, ("error", "skip"))
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
                 "model.d_width", "model.depth", "model.cond_dim", "model.text_dim",
                 "train.batch_size", "train.epochs", "train.lr_g", "train.lr_d", "train.n_critic",

@@ -16,7 +16,8 @@ from gan_core.data import ArrayData
 from gan_core.data.transforms import preprocess_images
 from pipelines.datasets import to_ray_dataset
 from pipelines.run_marker import clear_divergence, read_divergence
-from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri, update_champion
+from pipelines.tracking import (log_generator, log_skipped, start_or_resume_run, tracking_uri,
+                                update_champion)
 from pipelines.worker import train_loop
 
 
@@ -115,6 +116,8 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     run_id, resumed = start_or_resume_run(
         client, cfg.mlflow.experiment, cfg.name, cfg.flat(),
         tags={"data": data.description, "ray.storage_path": storage})
+    if not resumed:
+        log_skipped(client, run_id, data.skipped)
     print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
     try:
         return _train_and_register(cfg, data, storage, uri, client, run_id, eval_inputs)

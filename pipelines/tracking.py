@@ -53,6 +53,13 @@ def start_or_resume_run(client: MlflowClient, experiment: str, run_name: str, pa
     return run.info.run_id, False
 
 
+def log_skipped(client: MlflowClient, run_id: str, skipped: list[str]) -> None:
+    """The samples data.on_bad_sample=skip left out: a count, and where and why in data/skipped.txt."""
+    if skipped:
+        client.log_metric(run_id, "data_skipped", len(skipped))
+        client.log_text(run_id, "\n".join(skipped) + "\n", "data/skipped.txt")
+
+
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]

@@ -5,7 +5,8 @@ Loaders are imported lazily so that e.g. a toy run never imports pyarrow, PIL or
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -26,11 +27,14 @@ class ArrayData:
     kind: str  # "image" or "points"
     description: str  # one human line saying what was loaded from where
     text: Optional[list[list[str]]] = None  # captions: one or more per sample (text-to-image)
+    skipped: list[str] = field(default_factory=list)  # data.on_bad_sample=skip: what was left out
 
 
 def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     """Load cfg.source fully into memory and check it (finite, non-empty, dtypes)."""
-    src = cfg.source
+    from gan_core.data.bad_samples import BadSamples
+
+    src, bad = cfg.source, BadSamples(cfg.on_bad_sample == "skip")
     if src in TOY_SOURCES:
         from gan_core.data.toys import load_toy
         data = load_toy(src, cfg.num_samples, seed)
@@ -51,15 +55,18 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
             data = load_stacked_mnist(path, cfg.num_samples, seed)
         elif src == "image_folder":
             from gan_core.data.image_folder import load_image_folder
-            data = load_image_folder(path, cfg.channels)
+            data = load_image_folder(path, cfg.channels, bad)
         elif src == "jsonl":
             from gan_core.data.captions_jsonl import load_captions_jsonl
-            data = load_captions_jsonl(path, cfg.channels)
+            data = load_captions_jsonl(path, cfg.channels, bad)
         else:
             from gan_core.data.parquet import load_parquet
-            data = load_parquet(path, cfg)
+            data = load_parquet(path, cfg, bad)
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
+    if bad.skipped:
+        data = dataclasses.replace(data, skipped=bad.skipped, description=(
+            f"{data.description}; {len(bad.skipped)} bad samples skipped"))
     if cfg.captions_per_image:
         from gan_core.data.captions import captioned
         data = captioned(_checked(data), seed, cfg.captions_per_image)
@@ -92,7 +99,8 @@ def _checked(data: ArrayData) -> ArrayData:
             if problem:
                 raise DataError(f"sample {i} {problem} ({data.description})")
         text = [list(caps) for caps in text]
-    return ArrayData(x=x, y=y, kind=data.kind, description=data.description, text=text)
+    return ArrayData(x=x, y=y, kind=data.kind, description=data.description, text=text,
+                     skipped=data.skipped)
 
 
 def caption_problem(caps) -> Optional[str]:

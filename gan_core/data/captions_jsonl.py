@@ -16,10 +16,12 @@ import os
 import numpy as np
 
 from gan_core.data import ArrayData, DataError, caption_problem
+from gan_core.data.bad_samples import BadSamples
 from gan_core.data.image_decode import decode_image
 
 
-def load_captions_jsonl(path: str, channels: int) -> ArrayData:
+def load_captions_jsonl(path: str, channels: int, bad: BadSamples | None = None) -> ArrayData:
+    bad = bad or BadSamples()
     if os.path.isdir(path):
         raise DataError(f"{path}: a directory; expected a .jsonl file")
     base = os.path.dirname(os.path.abspath(path))
@@ -39,10 +41,15 @@ def load_captions_jsonl(path: str, channels: int) -> ArrayData:
                 raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            a = _image(rec, where, base, channels)
-            if images and a.shape != images[0].shape:
-                raise DataError(f"{where}: image is {a.shape[2]}x{a.shape[1]} but line {lines[0]}'s is "
-                                f"{images[0].shape[2]}x{images[0].shape[1]}; all images must be the same size")
+            try:
+                a = _image(rec, where, base, channels)
+                if images and a.shape != images[0].shape:
+                    raise DataError(f"{where}: image is {a.shape[2]}x{a.shape[1]} but line {lines[0]}'s "
+                                    f"is {images[0].shape[2]}x{images[0].shape[1]}; all images must be "
+                                    f"the same size")
+            except DataError as e:  # a missing or broken image: the record may be skipped
+                bad.found(e)
+                continue
             text.append(_captions(rec, where))
             label = _label(rec, where)
             if lines and (label is None) != (labels[0] is None):

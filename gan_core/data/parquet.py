@@ -10,12 +10,13 @@ import numpy as np
 
 from gan_core.config import DataConfig
 from gan_core.data import ArrayData, DataError, caption_problem
+from gan_core.data.bad_samples import BadSamples
 from gan_core.data.image_decode import decode_image
 
 _DEFAULT_LABEL = DataConfig().label_column  # tolerated when absent; a named column is not
 
 
-def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
+def load_parquet(path: str, cfg: DataConfig, bad: BadSamples | None = None) -> ArrayData:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -47,15 +48,19 @@ def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
         table = pq.read_table(f, columns=cols)
         if table.num_rows == 0:
             continue
-        x, kind = _images(table.column(cfg.image_column).combine_chunks(), f, cfg)
+        x, kind, keep = _images(table.column(cfg.image_column).combine_chunks(), f, cfg,
+                                bad or BadSamples())
+        if not len(x):
+            continue
         if xs and x.shape[1:] != xs[0].shape[1:]:
             raise DataError(f"{f}: row 0 has shape {x.shape[1:]} but {files[0]} has {xs[0].shape[1:]}")
         xs.append(x)
         kinds.add(kind)
         if has_labels:
-            ys.append(_labels(table.column(lab).combine_chunks(), f, lab))
+            ys.append(_labels(table.column(lab).combine_chunks(), f, lab)[keep])
         if cap:
-            texts += _captions(table.column(cap).combine_chunks(), f, cap)
+            caps = _captions(table.column(cap).combine_chunks(), f, cap)
+            texts += [c for c, k in zip(caps, keep) if k]
     if not xs:
         raise DataError(f"{path}: parquet data has no rows")
     x = np.concatenate(xs)
@@ -78,7 +83,8 @@ def _first_null(arr) -> int:
     return int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
 
 
-def _images(col, f: str, cfg: DataConfig):
+def _images(col, f: str, cfg: DataConfig, bad: BadSamples):
+    """(images, what they were stored as, which rows were kept: a skipped undecodable one is not)."""
     import pyarrow as pa
 
     name = cfg.image_column
@@ -94,28 +100,33 @@ def _images(col, f: str, cfg: DataConfig):
             raise DataError(f"{f}: column '{name}' row {_first_null(col)} has null bytes "
                             "(images stored by path are not supported)")
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return _decode(col.to_pylist(), f, name, cfg.channels), "encoded images"
+        x, keep = _decode(col.to_pylist(), f, name, cfg.channels, bad)
+        return x, "encoded images", keep
+    every = np.ones(len(col), bool)
     if isinstance(t, pa.FixedShapeTensorType):
-        return _pixels(col.to_numpy_ndarray(), f, name, cfg.channels), "pixel arrays"
+        return _pixels(col.to_numpy_ndarray(), f, name, cfg.channels), "pixel arrays", every
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return _pixels(_nested(col, f, name), f, name, cfg.channels), "pixel arrays"
+        return _pixels(_nested(col, f, name), f, name, cfg.channels), "pixel arrays", every
     raise DataError(f"{f}: column '{name}' has type {t}; expected image bytes or pixel lists")
 
 
-def _decode(blobs: list, f: str, name: str, channels: int) -> np.ndarray:
-    out = None
+def _decode(blobs: list, f: str, name: str, channels: int, bad: BadSamples):
+    """Encoded images -> (the decodable ones of the first one's size, which rows they are)."""
+    out, first, n, keep = None, 0, 0, np.zeros(len(blobs), bool)
     for i, b in enumerate(blobs):
         try:
             a = decode_image(io.BytesIO(b), channels)
         except (OSError, ValueError) as e:
-            raise DataError(f"{f}: column '{name}' row {i} is not a decodable image ({e})") from None
+            bad.found(DataError(f"{f}: column '{name}' row {i} is not a decodable image ({e})"))
+            continue
         if out is None:
-            out = np.empty((len(blobs), *a.shape), dtype=np.float32)
+            out, first = np.empty((len(blobs), *a.shape), dtype=np.float32), i
         elif a.shape != out.shape[1:]:
-            raise DataError(f"{f}: column '{name}' row {i} is {a.shape[2]}x{a.shape[1]} "
-                            f"but row 0 is {out.shape[3]}x{out.shape[2]}; all images must match")
-        out[i] = a
-    return out
+            bad.found(DataError(f"{f}: column '{name}' row {i} is {a.shape[2]}x{a.shape[1]} but row "
+                                f"{first} is {out.shape[3]}x{out.shape[2]}; all images must match"))
+            continue
+        out[n], keep[i], n = a, True, n + 1
+    return (out[:n] if out is not None else np.empty((0, channels, 1, 1), np.float32)), keep
 
 
 def _nested(col, f: str, name: str) -> np.ndarray:
