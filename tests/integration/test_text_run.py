@@ -24,7 +24,7 @@ def test_text_run_registers_a_generator_that_takes_captions(workspace):
     client = workspace.client()
     (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.text_max_len"] == "80"
+    assert run.data.params["model.text_max_len"] == "72"
     metrics = run.data.metrics
     # the matching-aware D term is trained and reported: d_wrong beside d_real and d_fake
     assert {"d_real", "d_fake", "d_wrong"} <= set(metrics)
@@ -65,7 +65,7 @@ def test_text_run_registers_a_generator_that_takes_captions(workspace):
     none = workspace.run("generate.py", "--model", "models:/digits-gancls@champion")
     assert none.returncode == 2 and "give it a caption" in none.stderr
     long = workspace.run("generate.py", "--model", "models:/digits-gancls@champion", "--text", "seven " * 20)
-    assert long.returncode == 2 and "more than max_len=80" in long.stderr
+    assert long.returncode == 2 and "more than max_len=72" in long.stderr
 
     # evaluate.py draws for real captions; the floor is the real images against their own captions
     ev = workspace.run("evaluate.py", "--model", "models:/digits-gancls@champion",
