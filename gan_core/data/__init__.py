@@ -56,6 +56,10 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
             data = load_parquet(path, cfg)
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
+    if cfg.pad_to and data.kind == "image":
+        from gan_core.data.transforms import pad_images
+        data.x = pad_images(data.x, cfg.pad_to)
+        data.description += f", zero-padded to {cfg.pad_to}x{cfg.pad_to}"
     return _checked(data)
 
 
@@ -86,6 +90,8 @@ def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     if per_worker < cfg.train.batch_size:
         raise ConfigError(f"{prefix}train.batch_size", f"{cfg.train.batch_size} is more than the "
                           f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+    if cfg.model.family == "progan":
+        _check_growth_fits(cfg, per_worker, prefix)
     k = cfg.model.num_classes
     if k and data.y is None:
         raise ConfigError(f"{prefix}model.num_classes", f"a conditional GAN needs labels, and the "
@@ -93,3 +99,17 @@ def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     if k and (data.y.min() < 0 or data.y.max() >= k):
         raise ConfigError(f"{prefix}model.num_classes", f"{k} classes, but the labels run from "
                           f"{data.y.min()} to {data.y.max()} ({data.description})")
+
+
+def _check_growth_fits(cfg: Config, per_worker: int, prefix: str) -> None:
+    """A run that stops before the final resolution is faded in and stabilised would register a
+    generator whose top blocks never trained."""
+    from gan_core.progressive import schedule_for
+
+    per_epoch = per_worker // cfg.train.batch_size * cfg.train.batch_size * cfg.ray.num_workers
+    need = schedule_for(cfg).growth_images
+    if cfg.train.epochs * per_epoch < need:
+        raise ConfigError(f"{prefix}train.epochs", f"growing to {cfg.data.image_size}x"
+                          f"{cfg.data.image_size} takes {need:,} images (progressive.*); "
+                          f"{cfg.train.epochs} epochs of {per_epoch:,} give "
+                          f"{cfg.train.epochs * per_epoch:,}: set at least {-(-need // per_epoch)}")
