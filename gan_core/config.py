@@ -22,7 +22,7 @@ DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
 CAPTIONABLE_SOURCES = ("sklearn_digits", "mnist")  # labelled digits: data.captions_per_image
 PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet", "jsonl")  # read from data.path
-MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan")
+MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan", "progan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
@@ -59,6 +59,7 @@ class DataConfig:
     # an unreadable, undecodable or odd-sized image (image folder, Parquet bytes, JSON Lines):
     # "error" stops before training, naming it; "skip" leaves it out, counted in MLflow
     on_bad_sample: str = "error"
+    pad_to: int = 0  # > 0: images are zero-padded (centred) to this square size at load, e.g. MNIST 28 -> 32
 
 
 @dataclass
@@ -79,6 +80,7 @@ class ModelConfig:
     # width of the text encoder (characters, convs, GRU); its last layer maps the pooled
     # sentence to the condition width (cond_dim, or D's features for projection)
     text_dim: int = 128
+    mbstd_group: int = 4  # progan: minibatch stddev group size; must divide train.batch_size
 
 
 @dataclass
@@ -90,6 +92,7 @@ class LossConfig:
     # GAN-CLS matching-aware D: weight of the (real image, mismatched condition) term; 0.5 = paper
     mismatch_weight: float = 0.0
     interp_weight: float = 0.0  # GAN-INT: weight of G's loss on interpolated conditions
+    drift: float = 0.0  # epsilon drift: + drift * E[D(x)^2] on reals keeps a WGAN critic near 0 (ProGAN: 0.001)
 
 
 @dataclass
@@ -116,6 +119,13 @@ class EvalConfig:
     metrics: list = field(default_factory=list)  # image metrics: fid, kid, is, pr, swd
     evaluator: Optional[str] = None  # MLflow model URI of the feature net for image metrics
     num_real: int = 2_000  # real images kept as the reference set
+
+
+@dataclass
+class ProgressiveConfig:
+    """model.family progan: 4x4 stable, then per doubling a linear fade-in and a stable phase."""
+    fade_images: int = 600_000  # images over which a new block's alpha goes 0 -> 1
+    stable_images: int = 600_000  # images trained at each resolution after its fade-in
 
 
 @dataclass
@@ -146,6 +156,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
@@ -255,7 +266,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
         positive(key, getattr(getattr(cfg, section), name))
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
-                "data.captions_per_image"):
+                "data.captions_per_image", "loss.drift", "data.pad_to"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -271,6 +282,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("data.image_size", "family 'digit_cnn' generates 28x28 images; set 28")
     if cfg.model.family == "dcgan" and (cfg.data.image_size % 4 or cfg.data.image_size < 8):
         raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
+    if cfg.model.family == "progan":
+        _check_progressive(cfg)
     if cfg.model.pack < 1:
         raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
@@ -346,6 +359,25 @@ def _check(cfg: Config, check_paths: bool) -> None:
                           f"tag), got {cfg.name!r}")
     if not 0 <= cfg.seed < 2**31:
         raise ConfigError("seed", f"must be in [0, 2**31), got {cfg.seed}")
+
+
+def _check_progressive(cfg: Config) -> None:
+    size = cfg.data.image_size
+    if size < 8 or size & (size - 1):
+        raise ConfigError("data.image_size", f"family 'progan' grows 4x4 -> 8x8 -> ... by doublings: "
+                          f"use a power of two >= 8, got {size} (data.pad_to pads e.g. MNIST 28 -> 32)")
+    p = cfg.progressive
+    for key in ("fade_images", "stable_images"):
+        if getattr(p, key) <= 0:
+            raise ConfigError(f"progressive.{key}", f"must be > 0, got {getattr(p, key)!r}")
+    if cfg.model.mbstd_group <= 0:
+        raise ConfigError("model.mbstd_group", f"must be > 0, got {cfg.model.mbstd_group!r}")
+    if cfg.train.batch_size % cfg.model.mbstd_group:
+        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} per worker is not divisible by "
+                          f"model.mbstd_group={cfg.model.mbstd_group} (the minibatch stddev groups)")
+    for key in ("num_classes", "text_max_len"):
+        if getattr(cfg.model, key):
+            raise ConfigError(f"model.{key}", "family 'progan' is unconditional here; set 0")
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .config import LossConfig
 from .ema import ema_beta, ema_update
-from .losses import get_loss, gradient_penalty, r1_penalty
+from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
 
 BCE_LOSSES = ("minimax", "nonsaturating")
 
@@ -109,6 +109,10 @@ class GANTraining:
             gp = gradient_penalty(lambda x: self._judge(x, y), real, fake)
             loss = loss + self.loss_cfg.gp_weight * gp
             out["gp"] = gp.detach()
+        if self.loss_cfg.drift > 0:
+            drift = drift_penalty(real_logits)
+            loss = loss + self.loss_cfg.drift * drift
+            out["drift"] = drift.detach()
         loss.backward()
         self.opt_d.step()
         out.update(self._d_outputs(scores))

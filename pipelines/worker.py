@@ -6,6 +6,7 @@ import math
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import ray.train
@@ -20,6 +21,7 @@ from gan_core.evaluation import (class_rows, mismatch_accuracy, mismatched, qual
                                  sample_labels, save_figure)
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
+from gan_core.progressive import ProgressiveGANTraining, at_resolution, schedule_for
 from gan_core.text import encode, pick_captions
 from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config, unwrap
 from pipelines.run_marker import write_divergence
@@ -55,8 +57,10 @@ def train_loop(config: dict) -> None:
     # D runs two forwards (real, fake) before one backward: no buffer sync between them
     D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
-    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                     cfg.train.ema_half_life_images, cfg.train.batch_size * world)
+    progressive = cfg.model.family == "progan"
+    make = partial(ProgressiveGANTraining, schedule=schedule_for(cfg)) if progressive else GANTraining
+    tr = make(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+              cfg.train.ema_half_life_images, cfg.train.batch_size * world)
     if tr.G_ema is not None:
         tr.G_ema.to(device)
 
@@ -104,9 +108,13 @@ def train_loop(config: dict) -> None:
                 elapsed = time.perf_counter() - window_start
                 values["images_per_s"] = window_steps * tr.global_batch / elapsed
                 values["images_seen"] = tr.images_seen
+                if progressive:
+                    values.update(resolution=tr.stage.resolution, alpha=tr.stage.alpha)
                 if log:
                     log.metrics(values, tr.step_index)
                 window_start, window_steps = time.perf_counter(), 0
+            if judge and progressive and tr.completed_resolution:
+                judge.log_resolution(tr, log, tr.completed_resolution)
             if every and tr.images_seen >= next_eval:
                 next_eval = (tr.images_seen // every + 1) * every
                 if judge:  # rank 0 only; the others wait for it at their next all-reduce
@@ -120,6 +128,8 @@ def train_loop(config: dict) -> None:
         done = epoch + 1 == t.epochs
         report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen,
                   "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"], **values}
+        if judge and progressive and done:  # the final resolution's phase ends with the run
+            judge.log_resolution(tr, log, tr.stage.resolution)
         if judge and (done or (epoch + 1) % t.sample_every_epochs == 0):
             judge.log_samples(tr, log, epoch + 1)
             if done or not every:
@@ -177,6 +187,25 @@ class _Judge:
             self.latest.update(mismatch_accuracy(unwrap(tr.D), *self.mismatch))
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
+
+    def log_resolution(self, tr: ProgressiveGANTraining, log: RankZeroLog, resolution: int) -> None:
+        """ProGAN, at the end of a resolution's phases: a sample grid, and the eval metrics against
+        the real reference brought to that resolution as D sees it (averaged down, then nearest-
+        upsampled to full size, like G's output: FID's feature net gets full-size images)."""
+        e, seed = self.cfg.eval, self.cfg.seed
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp, f"res_{resolution:04d}.png"))
+            save_figure(self.cfg.data.source, sample(tr.generator, 64, seed=seed, device=self.device), path)
+            log.artifact(path, "samples")
+        if self.real is None or not e.metrics:
+            return
+        samples = sample(tr.generator, e.num_samples, seed=seed, device=self.device)
+        if not np.isfinite(samples).all():
+            warnings.warn(f"non-finite samples at resolution {resolution}: its metrics skipped")
+            return
+        real = at_resolution(torch.tensor(self.real), resolution).numpy()
+        values = quality_metrics(self.cfg.data.source, samples, e.metrics, real, self.net)
+        log.metrics({f"res{resolution}/{k}": v for k, v in values.items()}, tr.step_index)
 
     def log_samples(self, tr: GANTraining, log: RankZeroLog, epoch: int) -> None:
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64

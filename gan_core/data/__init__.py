@@ -64,6 +64,10 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
             data = load_parquet(path, cfg, bad)
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
+    if cfg.pad_to and data.kind == "image":
+        from gan_core.data.transforms import pad_images
+        data.x = pad_images(data.x, cfg.pad_to)
+        data.description += f", zero-padded to {cfg.pad_to}x{cfg.pad_to}"
     if bad.skipped:
         data = dataclasses.replace(data, skipped=bad.skipped, description=(
             f"{data.description}; {len(bad.skipped)} bad samples skipped"))
@@ -126,6 +130,8 @@ def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     if per_worker < cfg.train.batch_size:
         raise ConfigError(f"{prefix}train.batch_size", f"{cfg.train.batch_size} is more than the "
                           f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+    if cfg.model.family == "progan":
+        _check_growth_fits(cfg, per_worker, prefix)
     k = cfg.model.num_classes
     if k and data.y is None:
         raise ConfigError(f"{prefix}model.num_classes", f"a conditional GAN needs labels, and the "
@@ -153,3 +159,17 @@ def caption_tokens(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[np.n
         if "more than max_len" in str(e):
             raise ConfigError(key, f"{e} ({data.description})") from None
         raise DataError(f"{e} ({data.description})") from None
+
+
+def _check_growth_fits(cfg: Config, per_worker: int, prefix: str) -> None:
+    """A run that stops before the final resolution is faded in and stabilised would register a
+    generator whose top blocks never trained."""
+    from gan_core.progressive import schedule_for
+
+    per_epoch = per_worker // cfg.train.batch_size * cfg.train.batch_size * cfg.ray.num_workers
+    need = schedule_for(cfg).growth_images
+    if cfg.train.epochs * per_epoch < need:
+        raise ConfigError(f"{prefix}train.epochs", f"growing to {cfg.data.image_size}x"
+                          f"{cfg.data.image_size} takes {need:,} images (progressive.*); "
+                          f"{cfg.train.epochs} epochs of {per_epoch:,} give "
+                          f"{cfg.train.epochs * per_epoch:,}: set at least {-(-need // per_epoch)}")

@@ -6,13 +6,14 @@ from typing import Callable
 
 from torch import nn
 
-from . import conditional, dcgan, digit_cnn, mlp
+from . import conditional, dcgan, digit_cnn, mlp, progan
 from .layers import Generator
 
 FAMILIES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     "mlp": mlp.build,
     "digit_cnn": digit_cnn.build,
     "dcgan": dcgan.build,
+    "progan": progan.build,
 }
 
 
