@@ -1,15 +1,19 @@
 """Quality benchmark: train through the real pipeline, evaluate, and print our rows beside the
 published ones and the targets.
 
-    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan,sr] [--seeds 3]
+    .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan,gancls,progan,sr] [--seeds 3]
         [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
 
 Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
 with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
 stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol); cgan (the
-class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); sr (SRGAN x4 on
-crops of scikit-learn's photographs: PSNR/SSIM on held-out crops for bicubic upsampling, the
-SRResNet phase, and SRGAN continuing from it by resuming the same run). Each run is
+class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); gancls (text-to-image
+on MNIST with generated captions: accuracy against the caption's digit, attribute rank
+correlations, D's accuracy on mismatched pairs, from the run's final evaluation); progan (ProGAN and
+DCGAN on MNIST padded to 32x32 at equal images seen: FID and SWD at the end of each ProGAN
+resolution, the first seed only); sr (SRGAN x4 on crops of scikit-learn's photographs: PSNR/SSIM
+on held-out crops for bicubic upsampling, the SRResNet phase, and SRGAN continuing from it by
+resuming the same run). Each run is
 `pipelines/train.py` in a fresh MLflow store; image metrics come from `pipelines/evaluate.py`
 with the project's own MNIST evaluator, trained once per invocation."""
 from __future__ import annotations
@@ -37,8 +41,11 @@ TARGETS = {
     "stacked": {"modes": 1000, "kl": 0.05},
     "mnist": {"is": 9.5, "fid": "<= 2x floor"},
     "cgan": {"cond_acc": 0.97},
+    "gancls": {"cond_acc": 0.90, "attr_corr_thickness": "> 0"},
     "sr": {"psnr": "> bicubic", "ssim": "> bicubic"},
 }
+GANCLS_FIGURES = ("cond_acc", "fid", "attr_corr_thickness", "attr_corr_slant", "attr_corr_height",
+                  "attr_corr_x_offset", "d_mismatch_acc", "d_wrong_fake")
 SR_CROPS = 3200  # training crops in srgan_sample_images.yaml: images in one epoch
 
 
@@ -142,6 +149,55 @@ def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tu
     return rows
 
 
+def gancls_suite(store: Store, mnist: str, seeds: int, epochs: int) -> list[tuple[str, dict]]:
+    rows = []
+    for s in range(seeds):
+        final = train(store, "gancls_mnist.yaml", f"gancls-s{s}",
+                      [f"seed={s}", f"train.epochs={epochs}", f"data.path={mnist}"])
+        rows.append((f"GAN-CLS (ours), seed {s}", {k: final[k] for k in GANCLS_FIGURES}))
+    return rows
+
+
+def progan_suite(store: Store, mnist: str, scale: float) -> list[tuple[str, dict]]:
+    """ProGAN (progan_mnist.yaml, phases of 6,000 images x scale) and DCGAN (dcgan_mnist.yaml) on
+    the same 32x32 data, batch and image count, both evaluated every phase length (so at the
+    same steps: global batch 64 in both). Per ProGAN resolution: its figures against reals
+    brought to that resolution (res<N>/...), against the 32x32 reals, and DCGAN's at that point."""
+    import math
+
+    from mlflow.tracking import MlflowClient
+
+    from gan_core.config import DataConfig
+    from gan_core.data import load_source
+
+    phase = max(64, round(6000 * scale))
+    per_epoch = len(load_source(DataConfig(source="mnist", path=mnist)).x) // 64 * 64
+    common = [f"data.path={mnist}", "data.image_size=32", "data.pad_to=32", "train.batch_size=32",
+              f"train.epochs={math.ceil(7 * phase / per_epoch)}", "eval.metrics=fid,swd",
+              "eval.evaluator=models:/mnist-evaluator@champion", f"eval.every_images={phase}",
+              "eval.num_samples=2000", "eval.num_real=2000", "train.sample_every_epochs=100"]
+    train(store, "progan_mnist.yaml", "progan-s0",
+          [*common, f"progressive.fade_images={phase}", f"progressive.stable_images={phase}"])
+    train(store, "dcgan_mnist.yaml", "dcgan32-s0", common)
+    client = MlflowClient(store.uri)
+    exp = client.get_experiment_by_name("bench")
+
+    def history(name: str, key: str) -> dict:
+        (run,) = client.search_runs([exp.experiment_id], f"tags.`gan.run_name` = '{name}'")
+        return {h.step: h.value for h in client.get_metric_history(run.info.run_id, key)}
+
+    rows = []
+    for res in (4, 8, 16, 32):
+        at_res = {k: history("progan-s0", f"res{res}/{k}") for k in ("fid", "swd")}
+        (step,) = at_res["fid"]
+        rows.append((f"{step * 64:>6,} ProGAN, {res}px reals", {k: v[step] for k, v in at_res.items()}))
+        others = [("DCGAN", "dcgan32-s0")]  # at 32px the row above is ProGAN's against 32px reals
+        for label, name in ([("ProGAN", "progan-s0")] if res < 32 else []) + others:
+            rows.append((f"{step * 64:>6,} {label}, 32px reals",
+                         {k: history(name, k).get(step, float("nan")) for k in ("fid", "swd")}))
+    return rows
+
+
 def sr_suite(store: Store, seeds: int, scale: float) -> list[tuple[str, dict]]:
     """The SRResNet phase alone, then the same run resumed into the adversarial phase: PSNR/SSIM
     on the held-out crops after each, beside bicubic on the same crops."""
@@ -184,7 +240,7 @@ def main() -> None:
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp))
-        if {"mnist", "stacked", "cgan"} & set(suites):
+        if {"mnist", "stacked", "cgan", "gancls", "progan"} & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
             if suite in ("ring", "grid"):
@@ -199,6 +255,10 @@ def main() -> None:
                 rows = image_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)),
                                    "cgan_mnist.yaml", "mnist-cgan", "cDCGAN (ours)",
                                    "cond_acc,fid", 5000, "--per-class")
+            elif suite == "gancls":
+                rows = gancls_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)))
+            elif suite == "progan":
+                rows = progan_suite(store, args.mnist, args.epochs_scale)
             elif suite == "sr":
                 rows = sr_suite(store, args.seeds, args.epochs_scale)
             else:

@@ -18,17 +18,20 @@ from typing import Any, Optional
 import yaml
 
 DATA_SOURCES = ("gaussian_1d", "ring", "grid", "sklearn_digits", "mnist", "image_folder", "parquet",
-                "stacked_mnist", "sklearn_photos")
+                "stacked_mnist", "jsonl", "sklearn_photos")
 TOY_SOURCES = ("gaussian_1d", "ring", "grid")
-PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet")  # read from data.path
-MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan", "srgan")
+CAPTIONABLE_SOURCES = ("sklearn_digits", "mnist")  # labelled digits: data.captions_per_image
+PATH_SOURCES = ("mnist", "stacked_mnist", "image_folder", "parquet", "jsonl")  # read from data.path
+MODEL_FAMILIES = ("mlp", "digit_cnn", "dcgan", "progan", "srgan")
 LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
                   "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
-                  "cond_acc": ("cond_acc",)}  # conditional G: share drawn as the asked class
+                  "cond_acc": ("cond_acc",),  # conditional G: share drawn as the asked class
+                  # text-to-image on generated digit captions: do the attribute words show?
+                  "attr_corr": tuple(f"attr_corr_{a}" for a in ("thickness", "slant", "height", "x_offset"))}
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 SR_SCALES = (2, 4)
 CONTENT_LOSSES = ("mse", "l1", "vgg")  # SRGAN's content loss; vgg needs loss.vgg_weights
@@ -46,12 +49,20 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     source: str = "sklearn_digits"
-    path: Optional[str] = None  # mnist dir, image folder or parquet file/dir
+    path: Optional[str] = None  # mnist dir, image folder, parquet file/dir or captions .jsonl
     num_samples: int = 50_000  # toy sources: points drawn once per run
     image_size: int = 16  # images are resized to this square size in map_batches
     channels: int = 1  # 1 = grayscale, 3 = RGB
     image_column: str = "image"  # parquet
     label_column: Optional[str] = "label"  # parquet; None when there are no labels
+    caption_column: Optional[str] = None  # parquet: string or list<string> captions per row
+    # > 0: caption each labelled digit (sklearn_digits, mnist) this many ways from its label and
+    # measured thickness, slant, height and position (text-to-image without a captioned set)
+    captions_per_image: int = 0
+    # an unreadable, undecodable or odd-sized image (image folder, Parquet bytes, JSON Lines):
+    # "error" stops before training, naming it; "skip" leaves it out, counted in MLflow
+    on_bad_sample: str = "error"
+    pad_to: int = 0  # > 0: images are zero-padded (centred) to this square size at load, e.g. MNIST 28 -> 32
     # Train on num_samples random image_size crops of the source's images (any sizes) instead
     # of whole resized images; holdout_crops crops of a held-out part are kept for evaluation.
     random_crops: bool = False
@@ -71,6 +82,12 @@ class ModelConfig:
     num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
     cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
     d_cond: str = "projection"  # how D takes the label: projection or concat
+    # > 0: text-conditional (GAN-CLS): captions as tokens padded to this length; 0 = off
+    text_max_len: int = 0
+    # width of the text encoder (characters, convs, GRU); its last layer maps the pooled
+    # sentence to the condition width (cond_dim, or D's features for projection)
+    text_dim: int = 128
+    mbstd_group: int = 4  # progan: minibatch stddev group size; must divide train.batch_size
     sr_scale: int = 4  # srgan: upsampling factor (2 or 4); G takes image_size / sr_scale inputs
     sr_blocks: int = 16  # srgan: residual blocks of G
 
@@ -81,6 +98,10 @@ class LossConfig:
     gp_weight: float = 0.0  # WGAN-GP gradient penalty weight (10 in the paper)
     r1_gamma: float = 0.0  # R1 penalty weight; 0 disables
     r1_interval: int = 16  # lazy regularisation: R1 every N D steps, scaled by N
+    # GAN-CLS matching-aware D: weight of the (real image, mismatched condition) term; 0.5 = paper
+    mismatch_weight: float = 0.0
+    interp_weight: float = 0.0  # GAN-INT: weight of G's loss on interpolated conditions
+    drift: float = 0.0  # epsilon drift: + drift * E[D(x)^2] on reals keeps a WGAN critic near 0 (ProGAN: 0.001)
     content: str = "mse"  # srgan: pixel mse or l1, or vgg (features of loss.vgg_weights)
     adv_weight: float = 1e-3  # srgan: weight of the adversarial term beside the content loss
     vgg_weights: Optional[str] = None  # srgan: a VGG19 state-dict file for content=vgg
@@ -114,6 +135,13 @@ class EvalConfig:
 
 
 @dataclass
+class ProgressiveConfig:
+    """model.family progan: 4x4 stable, then per doubling a linear fade-in and a stable phase."""
+    fade_images: int = 600_000  # images over which a new block's alpha goes 0 -> 1
+    stable_images: int = 600_000  # images trained at each resolution after its fade-in
+
+
+@dataclass
 class RayConfig:
     num_workers: int = 2
     use_gpu: bool = False
@@ -141,6 +169,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    progressive: ProgressiveConfig = field(default_factory=ProgressiveConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
@@ -238,16 +267,20 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
     one_of("model.d_cond", cfg.model.d_cond, D_CONDITIONING)
     one_of("data.channels", cfg.data.channels, (1, 3))
+    one_of("data.on_bad_sample", cfg.data.on_bad_sample, ("error", "skip"))
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
-                "model.d_width", "model.depth", "model.cond_dim", "train.batch_size", "train.epochs", "train.lr_g",
-                "train.lr_d", "train.n_critic", "train.log_every_steps",
+                "model.d_width", "model.depth", "model.cond_dim", "model.text_dim",
+                "train.batch_size", "train.epochs", "train.lr_g", "train.lr_d", "train.n_critic",
+                "train.log_every_steps",
                 "train.checkpoint_every_epochs", "train.sample_every_epochs", "eval.num_samples", "eval.num_real",
                 "train.threads_per_worker", "ray.num_workers", "ray.cpus_per_worker",
                 "ray.num_to_keep", "loss.r1_interval"):
         section, name = key.split(".")
         positive(key, getattr(getattr(cfg, section), name))
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
-                "model.num_classes", "loss.adv_weight", "train.pretrain_images"):
+                "model.num_classes", "model.text_max_len", "loss.interp_weight",
+                "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
+                "train.pretrain_images"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -263,6 +296,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("data.image_size", "family 'digit_cnn' generates 28x28 images; set 28")
     if cfg.model.family == "dcgan" and (cfg.data.image_size % 4 or cfg.data.image_size < 8):
         raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
+    if cfg.model.family == "progan":
+        _check_progressive(cfg)
     if cfg.model.pack < 1:
         raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
@@ -270,6 +305,30 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                         f"not '{cfg.model.family}'; set model.pack=1")
     if cfg.model.num_classes and toy:
         raise ConfigError("model.num_classes", f"toy source '{cfg.data.source}' has no labels; set 0")
+    if cfg.model.text_max_len and cfg.model.num_classes:
+        raise ConfigError("model.text_max_len", "text and class conditions exclude each other; "
+                                                "set model.text_max_len=0 or model.num_classes=0")
+    if cfg.model.text_max_len and toy:
+        raise ConfigError("model.text_max_len", f"toy source '{cfg.data.source}' has no captions; set 0")
+    if cfg.model.text_max_len and cfg.model.pack > 1:
+        raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
+                                        "or model.text_max_len=0")
+    if cfg.data.captions_per_image and cfg.data.source not in CAPTIONABLE_SOURCES:
+        raise ConfigError("data.captions_per_image", f"captions are generated for labelled digits "
+                          f"({', '.join(CAPTIONABLE_SOURCES)}), not '{cfg.data.source}'; set 0")
+    has_text = (cfg.data.captions_per_image or cfg.data.source == "jsonl"
+                or (cfg.data.source == "parquet" and cfg.data.caption_column))
+    if cfg.model.text_max_len and not has_text and not toy:
+        raise ConfigError("model.text_max_len", f"source '{cfg.data.source}' brings no captions: set "
+                          f"data.captions_per_image (digits), use source jsonl, or parquet with "
+                          f"data.caption_column")
+    if not 0 <= cfg.loss.mismatch_weight < 1:
+        raise ConfigError("loss.mismatch_weight", "must be in [0, 1)")
+    conditional = cfg.model.num_classes or cfg.model.text_max_len
+    for key in ("loss.mismatch_weight", "loss.interp_weight"):
+        if getattr(cfg.loss, key.split(".")[1]) and not conditional:
+            raise ConfigError(key, "needs a conditional model (model.num_classes > 0 or "
+                                   "model.text_max_len > 0)")
     if cfg.model.num_classes and cfg.model.pack > 1:
         raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
                                         "or model.num_classes=0")
@@ -291,11 +350,15 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if "modes" in cfg.eval.metrics and cfg.data.source != "stacked_mnist":
         raise ConfigError("eval.metrics", "'modes' counts Stacked MNIST's 1,000 modes; the source "
                           f"is {cfg.data.source!r}")
-    if "cond_acc" in cfg.eval.metrics and not cfg.model.num_classes:
-        raise ConfigError("eval.metrics", "'cond_acc' needs a conditional model (model.num_classes > 0)")
+    if "cond_acc" in cfg.eval.metrics and not (cfg.model.num_classes or cfg.model.text_max_len):
+        raise ConfigError("eval.metrics", "'cond_acc' needs a conditional model (model.num_classes "
+                                          "> 0 or model.text_max_len > 0)")
+    if "attr_corr" in cfg.eval.metrics and not (cfg.model.text_max_len and cfg.data.captions_per_image):
+        raise ConfigError("eval.metrics", "'attr_corr' reads the attribute words of generated digit "
+                                          "captions: set model.text_max_len and data.captions_per_image")
     if cfg.eval.metrics and toy:
         raise ConfigError("eval.metrics", "image metrics need an image source; toys get theirs always")
-    if set(cfg.eval.metrics) - {"swd"} and not cfg.eval.evaluator:
+    if set(cfg.eval.metrics) - {"swd", "attr_corr"} and not cfg.eval.evaluator:
         raise ConfigError("eval.evaluator", f"metrics {cfg.eval.metrics} need a feature net: "
                           "set an MLflow model URI such as models:/mnist-evaluator@champion")
     if cfg.eval.every_images < 0:
@@ -332,8 +395,9 @@ def _check_sr(cfg: Config, check_paths: bool) -> None:
     if d.image_size % m.sr_scale or d.image_size // m.sr_scale < 4:
         raise ConfigError("data.image_size", f"srgan crops must be a multiple of model.sr_scale="
                           f"{m.sr_scale} and at least {4 * m.sr_scale}, got {d.image_size}")
-    if m.num_classes:
-        raise ConfigError("model.num_classes", "srgan is conditioned on the low-res image; set 0")
+    for key in ("num_classes", "text_max_len"):
+        if getattr(m, key):
+            raise ConfigError(f"model.{key}", "srgan is conditioned on the low-res image; set 0")
     if cfg.eval.metrics:
         raise ConfigError("eval.metrics", f"srgan always logs {', '.join(SR_METRICS)}; leave "
                           "eval.metrics empty")
@@ -348,6 +412,25 @@ def _check_sr(cfg: Config, check_paths: bool) -> None:
                           "data.channels=3 or loss.content=mse")
     if check_paths and loss.content == "vgg" and not Path(os.path.expanduser(loss.vgg_weights)).is_file():
         raise ConfigError("loss.vgg_weights", f"no such file: {loss.vgg_weights}")
+
+
+def _check_progressive(cfg: Config) -> None:
+    size = cfg.data.image_size
+    if size < 8 or size & (size - 1):
+        raise ConfigError("data.image_size", f"family 'progan' grows 4x4 -> 8x8 -> ... by doublings: "
+                          f"use a power of two >= 8, got {size} (data.pad_to pads e.g. MNIST 28 -> 32)")
+    p = cfg.progressive
+    for key in ("fade_images", "stable_images"):
+        if getattr(p, key) <= 0:
+            raise ConfigError(f"progressive.{key}", f"must be > 0, got {getattr(p, key)!r}")
+    if cfg.model.mbstd_group <= 0:
+        raise ConfigError("model.mbstd_group", f"must be > 0, got {cfg.model.mbstd_group!r}")
+    if cfg.train.batch_size % cfg.model.mbstd_group:
+        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} per worker is not divisible by "
+                          f"model.mbstd_group={cfg.model.mbstd_group} (the minibatch stddev groups)")
+    for key in ("num_classes", "text_max_len"):
+        if getattr(cfg.model, key):
+            raise ConfigError(f"model.{key}", "family 'progan' is unconditional here; set 0")
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:

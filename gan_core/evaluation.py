@@ -10,6 +10,7 @@ from .data.toys import toy_modes
 from .data.transforms import to_unit_range
 from .metrics import evaluate
 from .metrics.stacked_mnist import stacked_mnist_modes
+from .models.conditional import ConditionalGenerator
 from .viz import save_image_grid, toy_plot
 
 
@@ -24,9 +25,15 @@ def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
 def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
            labels=None) -> np.ndarray:
     """n samples from G in eval mode from a seeded CPU generator (same seed, same samples); a
-    conditional G draws `labels` (default `sample_labels`)."""
+    class-conditional G draws `labels` (default `sample_labels`), a text-conditional one the
+    (n, L) caption tokens given as `labels`."""
     gen = torch.Generator().manual_seed(seed)
-    if getattr(G, "num_classes", 0):
+    if isinstance(G, ConditionalGenerator) and not G.num_classes:
+        if labels is None or len(labels) != n:
+            raise ValueError(f"a text-conditional generator draws {n} samples for {n} captions' "
+                             f"tokens, got {'none' if labels is None else len(labels)}")
+        labels = torch.as_tensor(labels).long()
+    elif getattr(G, "num_classes", 0):
         labels = torch.as_tensor(sample_labels(G, n) if labels is None else labels).long()
         if labels.shape != (n,):
             raise ValueError(f"{n} samples need {n} labels, got shape {tuple(labels.shape)}")
@@ -57,7 +64,7 @@ def class_rows(G: nn.Module, per_class: int, max_classes: int = 16):
 
 # what each image metric needs besides the samples
 _NEEDS = {"fid": ("real", "net"), "kid": ("real", "net"), "is": ("net",), "pr": ("real", "net"),
-          "swd": ("real",), "modes": ("net",), "cond_acc": ("labels", "net")}
+          "swd": ("real",), "modes": ("net",), "cond_acc": ("labels", "net"), "attr_corr": ("captions",)}
 
 
 def _stacked_modes(samples, net) -> dict:
@@ -68,16 +75,17 @@ def _stacked_modes(samples, net) -> dict:
 
 
 def quality_metrics(source: str, samples: np.ndarray, metrics=(), real=None, net=None,
-                    labels=None) -> dict:
+                    labels=None, captions=None) -> dict:
     """The toy metrics for toy sources; for images the named metrics (fid, kid, is, pr, swd,
-    cond_acc) against `real` reference images with the feature net `net`; `labels` are the
-    classes a conditional G was asked for."""
+    cond_acc, attr_corr) against `real` reference images with the feature net `net`; `labels`
+    are the classes a conditional G was asked for (for a text one, the digits its captions
+    name), `captions` the texts it was given."""
     if source in TOY_SOURCES:
         centres, std = toy_modes(source)
         if source == "gaussian_1d":
             return evaluate("gaussian_1d", samples, mean=float(centres[0, 0]), std=std)
         return evaluate("modes", samples, centres=centres, std=std)
-    given = {"real": real, "net": net, "labels": labels}
+    given = {"real": real, "net": net, "labels": labels, "captions": captions}
     out: dict = {}
     for name in metrics:
         kwargs = {k: given[k] for k in _NEEDS[name]}
@@ -106,3 +114,52 @@ def save_figure(source: str, samples: np.ndarray, path: str, title: str = "",
         return save_image_grid(to_unit_range(samples), path, nrow=nrow)
     centres, std = toy_modes(source)
     return toy_plot(samples, source, centres, std, path, title=title)
+
+
+def caption_eval_set(text: list[list[str]], labels, n: int, seed: int, x=None, n_images: int = 256):
+    """What periodic evaluation of a text-to-image G draws for: n captions, one from each of n
+    images picked at random (with repeats only when there are fewer than n), the digit each
+    names (the image's label; else read from the caption; None when unknown), and the first
+    `n_images` of those images (from x) for D's mismatched-pair accuracy."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(text))
+    idx = np.resize(idx, n)
+    captions = [text[i][rng.integers(len(text[i]))] for i in idx]
+    if labels is not None:
+        digits = np.asarray(labels)[idx].astype(np.int64)
+    else:
+        from .data.captions import caption_digit
+        named = [caption_digit(c) for c in captions]
+        digits = None if None in named else np.array(named, dtype=np.int64)
+    return captions, digits, (None if x is None else x[idx[:n_images]])
+
+
+def mismatched(digits: np.ndarray | None, n: int) -> np.ndarray:
+    """For each of n samples, the index of another whose condition is wrong for it: the next one
+    (cyclically) naming a different digit when the digits are known, else simply the next."""
+    nxt = (np.arange(n) + 1) % n
+    if digits is None:
+        return nxt
+    out = nxt.copy()
+    for i in range(n):
+        for step in range(1, n):
+            j = (i + step) % n
+            if digits[j] != digits[i]:
+                out[i] = j
+                break
+    return out
+
+
+@torch.no_grad()
+def mismatch_accuracy(D: nn.Module, images: torch.Tensor, tokens: torch.Tensor, wrong: np.ndarray) -> dict:
+    """The matching-aware D on real images: `d_mismatch_acc`, the share it scores lower with a
+    wrong caption (tokens[wrong]) than with the image's own, and `d_wrong_fake`, the share of
+    mismatched pairs it calls fake (score < 0: probability < 0.5 for the BCE losses)."""
+    was_training = D.training
+    D.eval()
+    try:
+        right, bad = D(images, tokens), D(images, tokens[torch.as_tensor(wrong)])
+    finally:
+        D.train(was_training)
+    return {"d_mismatch_acc": float((bad < right).float().mean()),
+            "d_wrong_fake": float((bad < 0).float().mean())}

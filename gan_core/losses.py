@@ -77,6 +77,11 @@ def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) 
     return ((_grad_norm_sq(D(x_hat), x_hat) + 1e-12).sqrt() - 1).pow(2).mean()
 
 
+def drift_penalty(real_logits: Tensor) -> Tensor:
+    """ProGAN's epsilon drift: E[D(x)^2] on reals, so a WGAN critic's output stays near zero."""
+    return real_logits.pow(2).mean()
+
+
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     """R1: E ||grad D(x)||^2 on real data; `real` must require grad before D(real) is computed."""
     return _grad_norm_sq(real_logits, real).mean()

@@ -54,7 +54,7 @@ class SRTraining(GANTraining):
         self.images_seen += self.global_batch
         return out
 
-    def _fake(self, n: int, y: Tensor | None, gen, device) -> Tensor:
+    def _fake(self, n: int, y: Tensor | None, gen, device, mix=None) -> Tensor:
         return self.G(self._lr)
 
     def _update_ema(self) -> None:

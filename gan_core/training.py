@@ -3,6 +3,11 @@
 A step runs each phase whose interval divides the step index: D every step, the lazy R1
 regulariser every `r1_interval` steps, G every `n_critic` steps. G and D may be wrapped in
 DistributedDataParallel (separately); the G phase keeps D's gradients out of the all-reduce.
+
+A conditional GAN's condition y (class labels or caption tokens) comes with the real batch; the
+fakes are drawn for it. GAN-CLS (Reed et al. 2016) adds a mismatched-condition term to D's loss
+(`mismatch_weight`) and G's loss on interpolated conditions (GAN-INT, `interp_weight`); the
+"wrong" or partner condition of sample i is that of sample i-1 in the batch.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from torch import Tensor, nn
 
 from .config import LossConfig
 from .ema import ema_beta, ema_update
-from .losses import get_loss, gradient_penalty, r1_penalty
+from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
 
 BCE_LOSSES = ("minimax", "nonsaturating")
 
@@ -67,17 +72,19 @@ class GANTraining:
         """The generator to sample from: the EMA copy when there is one."""
         return self.G_ema if self.G_ema is not None else unwrap(self.G)
 
-    def _fake(self, n: int, y: Tensor | None, gen: torch.Generator | None, device) -> Tensor:
+    def _fake(self, n: int, y: Tensor | None, gen: torch.Generator | None, device,
+              mix: tuple[Tensor, float] | None = None) -> Tensor:
         z = unwrap(self.G).sample_z(n, gen, device)
-        return self.G(z) if y is None else self.G(z, y)
+        return self.G(z) if y is None else self.G(z, y, mix)
 
-    def _judge(self, x: Tensor, y: Tensor | None) -> Tensor:
-        return self.D(x) if y is None else self.D(x, y)
+    def _judge(self, x: Tensor, y: Tensor | None, mix: tuple[Tensor, float] | None = None) -> Tensor:
+        return self.D(x) if y is None else self.D(x, y, mix)
 
     def step(self, real: Tensor, z_gen: torch.Generator | None = None,
              y: Tensor | None = None) -> dict[str, Tensor]:
-        """One step on a batch of real samples (and their labels, for a conditional GAN: the
-        fakes are drawn for the same labels); returns detached metric tensors (no host sync)."""
+        """One step on a batch of real samples (and, for a conditional GAN, their conditions y:
+        (N,) labels or (N, L) caption tokens; the fakes are drawn for the same y); returns
+        detached metric tensors (no host sync)."""
         out: dict[str, Tensor] = {}
         for phase in self.phases:
             if self.step_index % phase.interval == 0:
@@ -92,20 +99,29 @@ class GANTraining:
         self.opt_d.zero_grad(set_to_none=True)
         real_logits, fake_logits = self._judge(real, y), self._judge(fake, y)
         loss = self.loss.d(real_logits, fake_logits)
+        scores = {"d_real": real_logits, "d_fake": fake_logits}
+        w = self.loss_cfg.mismatch_weight
+        if w > 0:  # matching-aware D: a real image with another sample's condition is fake too
+            scores["d_wrong"] = self._judge(real, y.roll(1, 0))
+            loss = (1 - w) * loss + w * self.loss.d(real_logits, scores["d_wrong"])
         out = {"d_loss": loss.detach()}
         if self.loss_cfg.gp_weight > 0:
             gp = gradient_penalty(lambda x: self._judge(x, y), real, fake)
             loss = loss + self.loss_cfg.gp_weight * gp
             out["gp"] = gp.detach()
+        if self.loss_cfg.drift > 0:
+            drift = drift_penalty(real_logits)
+            loss = loss + self.loss_cfg.drift * drift
+            out["drift"] = drift.detach()
         loss.backward()
         self.opt_d.step()
-        out.update(self._d_outputs(real_logits.detach(), fake_logits.detach()))
+        out.update(self._d_outputs(scores))
         return out
 
-    def _d_outputs(self, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
-        """D's mean output: a probability for the BCE losses, the raw score otherwise."""
+    def _d_outputs(self, scores: dict[str, Tensor]) -> dict[str, Tensor]:
+        """D's mean output per name: a probability for the BCE losses, the raw score otherwise."""
         f = torch.sigmoid if self.loss_cfg.name in BCE_LOSSES else (lambda t: t)
-        return {"d_real": f(real_logits).mean(), "d_fake": f(fake_logits).mean()}
+        return {name: f(logits.detach()).mean() for name, logits in scores.items()}
 
     def _phase_d_reg(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         real = real.detach().requires_grad_(True)
@@ -128,6 +144,10 @@ class GANTraining:
             fake = self._fake(real.shape[0], y, z_gen, real.device)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
                 loss = self.loss.g(self._judge(fake, y))
+                if self.loss_cfg.interp_weight > 0:  # GAN-INT: halfway between two conditions
+                    mix = (y.roll(1, 0), 0.5)
+                    between = self._fake(real.shape[0], y, z_gen, real.device, mix)
+                    loss = loss + self.loss_cfg.interp_weight * self.loss.g(self._judge(between, y, mix))
             loss.backward()
             self.opt_g.step()
         finally:

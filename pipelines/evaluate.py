@@ -23,6 +23,7 @@ from gan_core.data import DataError, load_source
 from gan_core.data.toys import load_toy
 from gan_core.data.transforms import preprocess_images
 from gan_core.evaluation import per_class_fid, quality_metrics, sample, sample_labels
+from gan_core.text import encode
 
 DEFAULT_EVALUATOR = "models:/mnist-evaluator@champion"
 
@@ -42,12 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]:
-    """Two disjoint sets of n real samples in the generator's format, each with its labels
-    (None when the data has none)."""
+    """Two disjoint sets of n real samples in the generator's format, each with its labels and
+    one caption per sample (None when the data has none)."""
     data_cfg = dataclasses.replace(cfg.data, path=path or cfg.data.path)
     if cfg.data.source in TOY_SOURCES:
         data = load_toy(cfg.data.source, 2 * n, seed=seed + 1)
-        return (data.x[:n], None), (data.x[n:], None)
+        return (data.x[:n], None, None), (data.x[n:], None, None)
     data = load_source(data_cfg, seed=seed)
     if len(data.x) < 2 * n:
         raise ValueError(f"--n {n} needs {2 * n} real images (n for the comparison, n for the "
@@ -55,8 +56,11 @@ def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]
     idx = np.random.default_rng(seed).permutation(len(data.x))[:2 * n]
     real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
     y = data.y[idx] if data.y is not None else None
+    rng = np.random.default_rng(seed + 1)
+    text = None if data.text is None else [data.text[i][rng.integers(len(data.text[i]))] for i in idx]
     a, b = slice(None, n), slice(n, None)
-    return (real[a], None if y is None else y[a]), (real[b], None if y is None else y[b])
+    return tuple((real[h], None if y is None else y[h], None if text is None else text[h])
+                 for h in (a, b))
 
 
 def _check_conditional(metrics: list, per_class: bool, conditional: bool, labelled: bool) -> None:
@@ -64,7 +68,7 @@ def _check_conditional(metrics: list, per_class: bool, conditional: bool, labell
         return
     what = "cond_acc" if "cond_acc" in metrics else "--per-class"
     if not conditional:
-        raise ValueError(f"{what} needs a class-conditional generator")
+        raise ValueError(f"{what} needs a conditional generator")
     if not labelled:
         raise ValueError(f"{what} needs labelled real data for its floor")
 
@@ -92,14 +96,21 @@ def main(argv=None) -> int:
         toy = cfg.data.source in TOY_SOURCES
         if toy:
             metrics = []
-        (real_a, y_a), (real_b, y_b) = real_halves(cfg, args.n, args.seed, args.data)
+        (real_a, y_a, _), (real_b, y_b, text_b) = real_halves(cfg, args.n, args.seed, args.data)
         labels = sample_labels(gen.G, args.n)
+        condition = labels
+        if cfg.model.text_max_len:  # drawn for half B's captions: the floor's own
+            condition, labels = encode(text_b, cfg.model.text_max_len), y_b
         _check_conditional(metrics, args.per_class, labels is not None, y_b is not None)
-        needs_net = set(metrics) - {"swd"} or args.per_class
+        if "attr_corr" in metrics and not cfg.model.text_max_len:
+            raise ValueError("attr_corr needs a text-to-image generator")
+        needs_net = set(metrics) - {"swd", "attr_corr"} or args.per_class
         net = load_evaluator(args.evaluator) if needs_net else None
-        fake = sample(gen.G, args.n, seed=args.seed, labels=labels)
-        figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net, labels=labels)
-        floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net, labels=y_b)
+        fake = sample(gen.G, args.n, seed=args.seed, labels=condition)
+        figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net, labels=labels,
+                                  captions=text_b)
+        floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net, labels=y_b,
+                                captions=text_b)
         if args.per_class:
             figures.update(per_class_fid(fake, labels, real_a, y_a, net))
             floor.update(per_class_fid(real_b, y_b, real_a, y_a, net))

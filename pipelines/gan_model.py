@@ -1,9 +1,10 @@
 """The generator as an MLflow pyfunc model, logged as code (no pickled objects).
 
 Input: z, float32 (n, z_dim); a class-conditional generator takes {"z": (n, z_dim) float32,
-"label": (n,) int64}; a super-resolution generator (srgan) takes low-res images (n, C, h, w)
-float32 in [-1, 1] of any h, w. Output: samples in [-1, 1], (n, C, H, W) for images (SR:
-H, W = scale * h, w) or (n, D) for toy points. Weights load with `weights_only=True`."""
+"label": (n,) int64}, a text-to-image one {"z": (n, z_dim) float32, "text": (n,) str}; a
+super-resolution generator (srgan) takes low-res images (n, C, h, w) float32 in [-1, 1] of any
+h, w. Output: samples in [-1, 1], (n, C, H, W) for images (SR: H, W = scale * h, w) or (n, D)
+for toy points. Weights load with `weights_only=True`."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from mlflow.pyfunc import PythonModel
 
 from gan_core.config import from_dict
 from gan_core.models import build_models
+from gan_core.text import encode
 
 
 class GeneratorModel(PythonModel):
@@ -30,6 +32,16 @@ class GeneratorModel(PythonModel):
         if self.cfg.model.family == "srgan":
             return _super_resolve(self.G, model_input)
         k = getattr(self.G, "num_classes", 0)
+        if self.cfg.model.text_max_len:
+            if not isinstance(model_input, dict) or set(model_input) != {"z", "text"}:
+                raise ValueError('a text-to-image generator takes {"z": (n, z_dim) float32, '
+                                 '"text": (n,) str}')
+            z = _latents(model_input["z"], self.G.z_dim)
+            text = [str(t) for t in np.asarray(model_input["text"]).reshape(-1)]
+            if len(text) != z.shape[0]:
+                raise ValueError(f"text must hold {z.shape[0]} captions, got {len(text)}")
+            with torch.no_grad():
+                return self.G(z, torch.from_numpy(encode(text, self.cfg.model.text_max_len))).numpy()
         if k:
             if not isinstance(model_input, dict) or set(model_input) != {"z", "label"}:
                 raise ValueError('a conditional generator takes {"z": (n, z_dim) float32, '

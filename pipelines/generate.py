@@ -1,11 +1,12 @@
 """Sample from a generator in the MLflow registry (or any MLflow model URI).
 
     python pipelines/generate.py --model models:/NAME@champion --n 64 --out grid.png
-        [--label L] [--npy samples.npy] [--seed S]
+        [--label L | --text "a thick seven" ...] [--npy samples.npy] [--seed S]
 
 Images are written as a grid; toy models as a scatter (2-D) or density (1-D) plot. A
 class-conditional model draws class --label L, or without it a grid with one row per class
-(the first 16; n // classes samples each). --npy saves the raw samples: points for toys, images in [0, 1] as
+(the first 16; n // classes samples each). A text-to-image model draws for its --text captions
+(repeatable: a row of n // captions samples each). --npy saves the raw samples: points for toys, images in [0, 1] as
 (n, C, H, W).
 
     python pipelines/generate.py --model models:/NAME@champion --input low.png --out high.png
@@ -36,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--npy", help="also save the raw samples to this .npy file")
     p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
     p.add_argument("--label", type=int, help="class to draw (class-conditional models)")
+    p.add_argument("--text", action="append", default=[], metavar="CAPTION",
+                   help="caption to draw for (text-to-image models; repeatable, a row each)")
     p.add_argument("--input", help="low-res image to upsample (super-resolution models)")
     p.add_argument("--tile", type=int, default=128, help="SR: tile side in input pixels (default 128)")
     p.add_argument("--overlap", type=int, default=16,
@@ -66,6 +69,11 @@ def main(argv=None) -> int:
     if sr:
         return upsample_file(gen.G, args)
     k = getattr(gen.G, "num_classes", 0)
+    max_len = gen.cfg.model.text_max_len
+    if bool(args.text) != bool(max_len):
+        print(f"error: --text: {args.model} " + ("is a text-to-image model; give it a caption"
+                                                 if max_len else "takes no text"), file=sys.stderr)
+        return 2
     if args.label is not None and not k:
         print(f"error: --label: {args.model} is not class-conditional", file=sys.stderr)
         return 2
@@ -73,7 +81,16 @@ def main(argv=None) -> int:
         print(f"error: --label {args.label}: {args.model} draws classes 0..{k - 1}", file=sys.stderr)
         return 2
     labels, nrow = None, None
-    if k and args.label is None:
+    if max_len:
+        from gan_core.text import encode
+
+        nrow = max(1, args.n // len(args.text))
+        try:
+            labels = np.repeat(encode(args.text, max_len), nrow, axis=0)
+        except ValueError as e:
+            print(f"error: --text: {e}", file=sys.stderr)
+            return 2
+    elif k and args.label is None:
         labels, nrow = class_rows(gen.G, max(1, args.n // min(k, MAX_ROWS)), MAX_ROWS)
     elif k:
         labels = np.full(args.n, args.label)
@@ -81,11 +98,11 @@ def main(argv=None) -> int:
     z = torch.from_numpy(np.random.default_rng(args.seed).standard_normal((n, gen.G.z_dim))
                          .astype(np.float32))
     with torch.no_grad():
-        samples = (gen.G(z) if not k else gen.G(z, torch.as_tensor(labels, dtype=torch.long))).numpy()
+        samples = (gen.G(z) if labels is None else gen.G(z, torch.as_tensor(labels, dtype=torch.long))).numpy()
     source = gen.cfg.data.source
     save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}", nrow=nrow)
-    what = "" if not k else f", class {args.label}" if args.label is not None else \
-        f", {nrow} a row for each of {len(labels) // nrow} classes"
+    what = "" if labels is None else f", class {args.label}" if args.label is not None else \
+        f", {nrow} a row for each of {len(labels) // nrow} " + ("captions" if max_len else "classes")
     print(f"wrote {args.out} ({n} samples of shape {samples.shape[1:]}{what})")
     if args.npy:
         np.save(args.npy, to_unit_range(samples) if samples.ndim == 4 else samples)

@@ -16,7 +16,8 @@ from gan_core.data import ArrayData
 from gan_core.data.transforms import preprocess_images
 from pipelines.datasets import to_ray_dataset
 from pipelines.run_marker import clear_divergence, read_divergence
-from pipelines.tracking import log_generator, start_or_resume_run, tracking_uri, update_champion
+from pipelines.tracking import (log_generator, log_skipped, start_or_resume_run, tracking_uri,
+                                update_champion)
 from pipelines.worker import train_loop
 
 
@@ -71,24 +72,28 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
 
 
 def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
-    """The feature net's weights and a real reference set for rank 0's periodic evaluation."""
+    """The feature net's weights and a real reference set for rank 0's periodic evaluation; a
+    text-to-image run's evaluation captions (also drawn for its sample grids)."""
     if cfg.model.family == "srgan":
         return sr_inputs(cfg, data)
+    out = _caption_inputs(cfg, data) if cfg.model.text_max_len else {}
     if not cfg.eval.metrics:
-        return {}
+        return out
     from gan_core.metrics.features import check_images
 
     from pipelines.evaluators import load_evaluator
 
     n = min(cfg.eval.num_real, len(data.x))
     idx = np.random.default_rng(cfg.seed).permutation(len(data.x))[:n]
-    real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
-    out = {"real_reference": real}
+    out["real_reference"] = real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
     if cfg.eval.evaluator:
         net = load_evaluator(cfg.eval.evaluator)
         # Stacked MNIST is judged one channel at a time
         check_images(net, real[:1, :1] if cfg.data.source == "stacked_mnist" else real[:1])  # per channel
-        if "cond_acc" in cfg.eval.metrics and net.num_classes != cfg.model.num_classes:
+        if "cond_acc" in cfg.eval.metrics and cfg.model.text_max_len and out["eval_digits"] is None:
+            raise ValueError("cond_acc compares the digit each caption names with the evaluator's, "
+                             "and the data has no labels and captions naming no single digit")
+        if "cond_acc" in cfg.eval.metrics and cfg.model.num_classes and net.num_classes != cfg.model.num_classes:
             raise ValueError(f"cond_acc compares the asked class with the evaluator's, but "
                              f"{cfg.eval.evaluator} tells {net.num_classes} classes apart and "
                              f"model.num_classes is {cfg.model.num_classes}")
@@ -107,6 +112,15 @@ def sr_inputs(cfg: Config, data: ArrayData) -> dict:
     return out
 
 
+def _caption_inputs(cfg: Config, data: ArrayData) -> dict:
+    from gan_core.evaluation import caption_eval_set
+
+    captions, digits, images = caption_eval_set(data.text, data.y, cfg.eval.num_samples, cfg.seed,
+                                                data.x)
+    return {"eval_captions": captions, "eval_digits": digits,
+            "eval_caption_images": preprocess_images(images, cfg.data.image_size, cfg.data.channels)}
+
+
 def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     try:
         uri, client, eval_inputs = start(cfg, data)
@@ -116,6 +130,8 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     run_id, resumed = start_or_resume_run(
         client, cfg.mlflow.experiment, cfg.name, cfg.flat(),
         tags={"data": data.description, "ray.storage_path": storage})
+    if not resumed:
+        log_skipped(client, run_id, data.skipped)
     print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
     try:
         return _train_and_register(cfg, data, storage, uri, client, run_id, eval_inputs)

@@ -17,7 +17,7 @@ from pipelines.datasets import to_ray_dataset
 from pipelines.run import register_checkpoint, start
 from pipelines.sweep_trial import run_trial
 from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
-from pipelines.tracking import RUN_NAME_TAG, start_or_resume_run
+from pipelines.tracking import RUN_NAME_TAG, log_skipped, start_or_resume_run
 from pipelines.tune import concurrency, scheduler, search_space
 
 
@@ -56,6 +56,7 @@ def run_sweep(sweep: Sweep, data: ArrayData, root: str, resume: bool, config_pat
                                            _space_params(sweep), tags={PARENT_TAG: "parent"},
                                            new=True)
         client.log_artifact(parent_id, config_path, "sweep")
+        log_skipped(client, parent_id, data.skipped)
     else:
         parent_id = parent.info.run_id
         client.update_run(parent_id, status="RUNNING")

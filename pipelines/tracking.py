@@ -53,6 +53,13 @@ def start_or_resume_run(client: MlflowClient, experiment: str, run_name: str, pa
     return run.info.run_id, False
 
 
+def log_skipped(client: MlflowClient, run_id: str, skipped: list[str]) -> None:
+    """The samples data.on_bad_sample=skip left out: a count, and where and why in data/skipped.txt."""
+    if skipped:
+        client.log_metric(run_id, "data_skipped", len(skipped))
+        client.log_text(run_id, "\n".join(skipped) + "\n", "data/skipped.txt")
+
+
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
@@ -71,6 +78,9 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
         example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
         if cfg_dict["model"]["num_classes"]:  # the input schema names z and the label
             example = {"z": example, "label": np.arange(2, dtype=np.int64)}
+        elif cfg_dict["model"]["text_max_len"]:  # ... or z and the caption
+            example = {"z": example, "text": np.array([c[:cfg_dict["model"]["text_max_len"]]
+                                                       for c in ("seven", "two")])}
         signature = None
         if cfg_dict["model"]["family"] == "srgan":  # a low-res image batch of any size
             example, signature = sr_signature(cfg_dict)

@@ -74,6 +74,10 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"data: {data.description}")
+    for line in data.skipped[:5]:
+        print(f"skipped: {line}")
+    if len(data.skipped) > 5:
+        print(f"skipped: {len(data.skipped) - 5} more, listed in the MLflow run's data/skipped.txt")
     from pipelines.run import run_training  # Ray and MLflow start only after the input is valid
 
     return run_training(cfg, data, storage)

@@ -6,6 +6,7 @@ import math
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import ray.train
@@ -16,12 +17,15 @@ import torch.distributed as dist
 
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
-from gan_core.evaluation import class_rows, quality_metrics, sample, sample_labels, save_figure
+from gan_core.evaluation import (class_rows, mismatch_accuracy, mismatched, quality_metrics, sample,
+                                 sample_labels, save_figure)
 from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
-from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config
+from gan_core.progressive import ProgressiveGANTraining, at_resolution, schedule_for
 from gan_core.sr import save_sr_figure, sr_metrics
 from gan_core.sr_training import SRTraining, content_loss
+from gan_core.text import encode, pick_captions
+from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config, unwrap
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
 
@@ -55,14 +59,16 @@ def train_loop(config: dict) -> None:
     # D runs two forwards (real, fake) before one backward: no buffer sync between them
     D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    progressive = cfg.model.family == "progan"
+    make = partial(ProgressiveGANTraining, schedule=schedule_for(cfg)) if progressive else GANTraining
     if cfg.model.family == "srgan":
         tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale,
                         content_loss(cfg.loss, _vgg(config, device)), cfg.train.pretrain_images,
                         cfg.train.n_critic, cfg.train.ema_half_life_images,
                         cfg.train.batch_size * world)
     else:
-        tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                         cfg.train.ema_half_life_images, cfg.train.batch_size * world)
+        tr = make(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
+                  cfg.train.ema_half_life_images, cfg.train.batch_size * world)
     if tr.G_ema is not None:
         tr.G_ema.to(device)
 
@@ -98,7 +104,10 @@ def train_loop(config: dict) -> None:
         for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
                                               local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
                                               local_shuffle_seed=cfg.seed + epoch):
-            last.update(tr.step(batch["x"], z_gen, batch.get("y")))
+            y = batch.get("y")
+            if "n_captions" in batch:  # text: one of each image's captions, drawn per step
+                y = pick_captions(y, batch["n_captions"], z_gen)
+            last.update(tr.step(batch["x"], z_gen, y))
             window_steps += 1
             if tr.step_index % t.log_every_steps == 0:
                 values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
@@ -107,9 +116,13 @@ def train_loop(config: dict) -> None:
                 elapsed = time.perf_counter() - window_start
                 values["images_per_s"] = window_steps * tr.global_batch / elapsed
                 values["images_seen"] = tr.images_seen
+                if progressive:
+                    values.update(resolution=tr.stage.resolution, alpha=tr.stage.alpha)
                 if log:
                     log.metrics(values, tr.step_index)
                 window_start, window_steps = time.perf_counter(), 0
+            if judge and progressive and tr.completed_resolution:
+                judge.log_resolution(tr, log, tr.completed_resolution)
             if every and tr.images_seen >= next_eval:
                 next_eval = (tr.images_seen // every + 1) * every
                 if judge:  # rank 0 only; the others wait for it at their next all-reduce
@@ -123,6 +136,8 @@ def train_loop(config: dict) -> None:
         done = epoch + 1 == t.epochs
         report = {"epoch": epoch + 1, "step": tr.step_index, "images_seen": tr.images_seen,
                   "lr_g": opt_g.param_groups[0]["lr"], "lr_d": opt_d.param_groups[0]["lr"], **values}
+        if judge and progressive and done:  # the final resolution's phase ends with the run
+            judge.log_resolution(tr, log, tr.stage.resolution)
         if judge and (done or (epoch + 1) % t.sample_every_epochs == 0):
             judge.log_samples(tr, log, epoch + 1)
             if done or not every:
@@ -149,6 +164,14 @@ class _Judge:
             self.net.load_state_dict(config["evaluator_state"])
         self.latest: dict = {}
         self.measured_at = -1
+        self.captions = config.get("eval_captions")  # text-to-image: what G draws for
+        if self.captions is not None:
+            self.tokens = torch.from_numpy(encode(self.captions, cfg.model.text_max_len))
+            self.digits = config.get("eval_digits")
+            images = torch.from_numpy(config["eval_caption_images"]).to(device)
+            self.mismatch = (images, self.tokens[:len(images)].to(device),
+                             mismatched(None if self.digits is None else self.digits[:len(images)],
+                                        len(images)))
 
     def measure(self, tr: GANTraining, log: RankZeroLog) -> None:
         if self.measured_at == tr.images_seen:
@@ -159,21 +182,46 @@ class _Judge:
         if not toy and not e.metrics and not sr:
             return
         if sr:
-            figures = sr_metrics(tr.generator, self.real, self.device)
-            finite = all(math.isfinite(v) for v in figures.values())
-        else:
-            labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
-            samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
-                             labels=labels)
-            finite = np.isfinite(samples).all()
-        if not finite:  # the divergence check stops the run at its next step
+            self.latest = sr_metrics(tr.generator, self.real, self.device)
+            if not all(math.isfinite(v) for v in self.latest.values()):  # logged as NaN: the
+                warnings.warn(f"non-finite PSNR/SSIM at step {tr.step_index}")  # run stops next
+            self.measured_at = tr.images_seen
+            log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
+            return
+        labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
+        if self.captions is not None:
+            labels = self.digits
+        samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,
+                         labels=self.tokens if self.captions is not None else labels)
+        if not np.isfinite(samples).all():  # the divergence check stops the run at its next step
             warnings.warn(f"non-finite samples at step {tr.step_index}: evaluation skipped")
             self.latest = {k: math.nan for k in self.latest}  # never report a stale good value
             return
-        self.latest = figures if sr else quality_metrics(self.cfg.data.source, samples, e.metrics,
-                                                         self.real, self.net, labels=labels)
+        self.latest = quality_metrics(self.cfg.data.source, samples, e.metrics, self.real, self.net,
+                                      labels=labels, captions=self.captions)
+        if self.captions is not None:
+            self.latest.update(mismatch_accuracy(unwrap(tr.D), *self.mismatch))
         self.measured_at = tr.images_seen
         log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
+
+    def log_resolution(self, tr: ProgressiveGANTraining, log: RankZeroLog, resolution: int) -> None:
+        """ProGAN, at the end of a resolution's phases: a sample grid, and the eval metrics against
+        the real reference brought to that resolution as D sees it (averaged down, then nearest-
+        upsampled to full size, like G's output: FID's feature net gets full-size images)."""
+        e, seed = self.cfg.eval, self.cfg.seed
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp, f"res_{resolution:04d}.png"))
+            save_figure(self.cfg.data.source, sample(tr.generator, 64, seed=seed, device=self.device), path)
+            log.artifact(path, "samples")
+        if self.real is None or not e.metrics:
+            return
+        samples = sample(tr.generator, e.num_samples, seed=seed, device=self.device)
+        if not np.isfinite(samples).all():
+            warnings.warn(f"non-finite samples at resolution {resolution}: its metrics skipped")
+            return
+        real = at_resolution(torch.tensor(self.real), resolution).numpy()
+        values = quality_metrics(self.cfg.data.source, samples, e.metrics, real, self.net)
+        log.metrics({f"res{resolution}/{k}": v for k, v in values.items()}, tr.step_index)
 
     def log_samples(self, tr: GANTraining, log: RankZeroLog, epoch: int) -> None:
         if self.cfg.model.family == "srgan":  # rows of LR | bicubic | SR | HR
@@ -184,12 +232,18 @@ class _Judge:
             return
         toy = self.cfg.data.source in TOY_SOURCES  # a scatter of 2,500 points, a grid of 64
         labels, nrow = class_rows(tr.generator, 8)  # conditional: a row per class
+        if self.captions is not None:  # text: a row per caption, listed in a .txt beside it
+            labels, nrow = self.tokens[:8].repeat_interleave(8, 0), 8
         n = self.cfg.eval.num_samples if toy else 64 if labels is None else len(labels)
         samples = sample(tr.generator, n, seed=self.cfg.seed, device=self.device, labels=labels)
         with tempfile.TemporaryDirectory() as tmp:
             path = str(Path(tmp, f"epoch_{epoch:05d}.png"))
             save_figure(self.cfg.data.source, samples, path, title=f"epoch {epoch}", nrow=nrow)
             log.artifact(path, "samples")
+            if self.captions is not None:
+                rows = Path(tmp, f"epoch_{epoch:05d}.txt")
+                rows.write_text("".join(f"row {i + 1}: {c}\n" for i, c in enumerate(self.captions[:8])))
+                log.artifact(str(rows), "samples")
         log.metrics({"epoch": epoch}, tr.step_index)
 
 

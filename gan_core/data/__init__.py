@@ -5,14 +5,15 @@ Loaders are imported lazily so that e.g. a toy run never imports pyarrow, PIL or
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from gan_core.config import DATA_SOURCES, PATH_SOURCES, TOY_SOURCES, Config, ConfigError, DataConfig
 
-__all__ = ["DataError", "ArrayData", "check_data", "load_source"]
+__all__ = ["DataError", "ArrayData", "caption_problem", "caption_tokens", "check_data", "load_source"]
 
 
 class DataError(ValueError):
@@ -25,14 +26,18 @@ class ArrayData:
     y: Optional[np.ndarray]  # int64 labels or None
     kind: str  # "image" or "points"
     description: str  # one human line saying what was loaded from where
+    text: Optional[list[list[str]]] = None  # captions: one or more per sample (text-to-image)
+    skipped: list[str] = field(default_factory=list)  # data.on_bad_sample=skip: what was left out
     holdout: Optional[np.ndarray] = None  # random crops: held-out crops for evaluation
 
 
 def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     """Load cfg.source fully into memory and check it (finite, non-empty, dtypes)."""
-    src = cfg.source
     if cfg.random_crops:
         return _crops(cfg, seed)
+    from gan_core.data.bad_samples import BadSamples
+
+    src, bad = cfg.source, BadSamples(cfg.on_bad_sample == "skip")
     if src in TOY_SOURCES:
         from gan_core.data.toys import load_toy
         data = load_toy(src, cfg.num_samples, seed)
@@ -56,12 +61,25 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
             data = load_stacked_mnist(path, cfg.num_samples, seed)
         elif src == "image_folder":
             from gan_core.data.image_folder import load_image_folder
-            data = load_image_folder(path, cfg.channels)
+            data = load_image_folder(path, cfg.channels, bad)
+        elif src == "jsonl":
+            from gan_core.data.captions_jsonl import load_captions_jsonl
+            data = load_captions_jsonl(path, cfg.channels, bad)
         else:
             from gan_core.data.parquet import load_parquet
-            data = load_parquet(path, cfg)
+            data = load_parquet(path, cfg, bad)
     else:
         raise ConfigError("data.source", f"unknown value {src!r}; choose one of {', '.join(DATA_SOURCES)}")
+    if cfg.pad_to and data.kind == "image":
+        from gan_core.data.transforms import pad_images
+        data.x = pad_images(data.x, cfg.pad_to)
+        data.description += f", zero-padded to {cfg.pad_to}x{cfg.pad_to}"
+    if bad.skipped:
+        data = dataclasses.replace(data, skipped=bad.skipped, description=(
+            f"{data.description}; {len(bad.skipped)} bad samples skipped"))
+    if cfg.captions_per_image:
+        from gan_core.data.captions import captioned
+        data = captioned(_checked(data), seed, cfg.captions_per_image)
     return _checked(data)
 
 
@@ -99,16 +117,44 @@ def _checked(data: ArrayData) -> ArrayData:
         if y.shape != (len(x),):
             raise DataError(f"{y.shape} labels for {len(x)} samples ({data.description})")
         y = y.astype(np.int64)
-    return ArrayData(x=x, y=y, kind=data.kind, description=data.description)
+    text = data.text
+    if text is not None:
+        if len(text) != len(x):
+            raise DataError(f"{len(text)} caption lists for {len(x)} samples ({data.description})")
+        for i, caps in enumerate(text):
+            problem = caption_problem(caps)
+            if problem:
+                raise DataError(f"sample {i} {problem} ({data.description})")
+        text = [list(caps) for caps in text]
+    return ArrayData(x=x, y=y, kind=data.kind, description=data.description, text=text,
+                     skipped=data.skipped)
+
+
+def caption_problem(caps) -> Optional[str]:
+    """What is wrong with one sample's captions, or None. One rule for every loader; each
+    loader puts its own location (file, line, row) in front."""
+    if isinstance(caps, str) or not isinstance(caps, (list, tuple)):
+        return f"has {type(caps).__name__} captions; expected a list of strings"
+    if not caps:
+        return "has no caption"
+    for k, c in enumerate(caps):
+        if not isinstance(c, str):
+            return f"caption {k} is a {type(c).__name__}, not a string"
+        if not c.strip():
+            return f"caption {k} is empty"
+    return None
 
 
 def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     """What a run needs of its loaded data beyond the config itself: a full batch on every
-    worker, and labels in range for a conditional GAN. ConfigError names the `prefix`ed key."""
+    worker, labels in range for a class-conditional GAN, captions that tokenize for a
+    text-conditional one. ConfigError names the `prefix`ed key."""
     per_worker = len(data.x) // cfg.ray.num_workers
     if per_worker < cfg.train.batch_size:
         raise ConfigError(f"{prefix}train.batch_size", f"{cfg.train.batch_size} is more than the "
                           f"{per_worker} samples each of {cfg.ray.num_workers} workers gets")
+    if cfg.model.family == "progan":
+        _check_growth_fits(cfg, per_worker, prefix)
     k = cfg.model.num_classes
     if k and data.y is None:
         raise ConfigError(f"{prefix}model.num_classes", f"a conditional GAN needs labels, and the "
@@ -116,3 +162,37 @@ def check_data(cfg: Config, data: ArrayData, prefix: str = "") -> None:
     if k and (data.y.min() < 0 or data.y.max() >= k):
         raise ConfigError(f"{prefix}model.num_classes", f"{k} classes, but the labels run from "
                           f"{data.y.min()} to {data.y.max()} ({data.description})")
+    if cfg.model.text_max_len:
+        caption_tokens(cfg, data, prefix)
+
+
+def caption_tokens(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """A text-conditional run's captions as (N, K, model.text_max_len) tokens and (N,) counts
+    (`gan_core.text.encode_per_sample`). Over-long captions: ConfigError naming the `prefix`ed
+    model.text_max_len; other bad captions: DataError naming the sample."""
+    from gan_core.text import encode_per_sample
+
+    key = f"{prefix}model.text_max_len"
+    if data.text is None:
+        raise ConfigError(key, f"a text-to-image GAN needs captions, and the data has none "
+                               f"({data.description})")
+    try:
+        return encode_per_sample(data.text, cfg.model.text_max_len)
+    except ValueError as e:
+        if "more than max_len" in str(e):
+            raise ConfigError(key, f"{e} ({data.description})") from None
+        raise DataError(f"{e} ({data.description})") from None
+
+
+def _check_growth_fits(cfg: Config, per_worker: int, prefix: str) -> None:
+    """A run that stops before the final resolution is faded in and stabilised would register a
+    generator whose top blocks never trained."""
+    from gan_core.progressive import schedule_for
+
+    per_epoch = per_worker // cfg.train.batch_size * cfg.train.batch_size * cfg.ray.num_workers
+    need = schedule_for(cfg).growth_images
+    if cfg.train.epochs * per_epoch < need:
+        raise ConfigError(f"{prefix}train.epochs", f"growing to {cfg.data.image_size}x"
+                          f"{cfg.data.image_size} takes {need:,} images (progressive.*); "
+                          f"{cfg.train.epochs} epochs of {per_epoch:,} give "
+                          f"{cfg.train.epochs * per_epoch:,}: set at least {-(-need // per_epoch)}")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gan_core.data import ArrayData, DataError
+from gan_core.data.bad_samples import BadSamples
+from gan_core.data.image_decode import decode_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -19,9 +21,10 @@ def list_images(root: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def load_image_folder(path: str, channels: int) -> ArrayData:
+def load_image_folder(path: str, channels: int, bad: BadSamples | None = None) -> ArrayData:
     from PIL import Image, UnidentifiedImageError
 
+    bad = bad or BadSamples()
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{path}: not a directory")
@@ -29,23 +32,31 @@ def load_image_folder(path: str, channels: int) -> ArrayData:
     if not files:
         raise DataError(f"{path}: no images ({', '.join(EXTENSIONS)}) found")
     # Headers first: a size mismatch is reported before any pixels are decoded.
-    sizes = []
+    sizes = {}
     for f in files:
         try:
             with Image.open(f) as im:
-                sizes.append(im.size)
+                sizes[f] = im.size
         except (UnidentifiedImageError, OSError) as e:
-            raise DataError(f"{f}: unreadable image ({e})") from None
-    majority, _ = Counter(sizes).most_common(1)[0]
-    for f, s in zip(files, sizes):
-        if s != majority:
-            raise DataError(f"{f}: size {s[0]}x{s[1]} differs from the majority size "
-                            f"{majority[0]}x{majority[1]}; all images must be the same size")
+            bad.found(DataError(f"{f}: unreadable image ({e})"))
+    if not sizes:
+        raise DataError(f"{path}: none of the {len(files)} images is readable")
+    majority, _ = Counter(sizes.values()).most_common(1)[0]
     mode = "L" if channels == 1 else "RGB"
     w, h = majority
-    x = np.empty((len(files), channels, h, w), dtype=np.float32)
-    for i, f in enumerate(files):
-        x[i] = read_image(f, mode)
+    kept, x = [], np.empty((len(sizes), channels, h, w), dtype=np.float32)
+    for f, s in sizes.items():
+        if s != majority:
+            bad.found(DataError(f"{f}: size {s[0]}x{s[1]} differs from the majority size "
+                                f"{majority[0]}x{majority[1]}; all images must be the same size"))
+            continue
+        try:
+            x[len(kept)] = decode_image(f, channels)
+        except (OSError, ValueError) as e:  # truncated/corrupt pixel data
+            bad.found(DataError(f"{f}: cannot decode image ({e})"))
+            continue
+        kept.append(f)
+    files, x = kept, x[:len(kept)]
     rel = [f.relative_to(root).parts for f in files]
     classes = sorted({r[0] for r in rel if len(r) > 1})
     # Labels only when every image sits in a class subdirectory (ImageFolder layout).
@@ -60,18 +71,6 @@ def load_image_folder(path: str, channels: int) -> ArrayData:
     return ArrayData(x=x, y=y, kind="image", description=desc)
 
 
-def read_image(f: Path, mode: str) -> np.ndarray:
-    """One image file as (C, H, W) float32 in [0, 1], converted to PIL `mode` ("L" or "RGB")."""
-    from PIL import Image
-
-    try:
-        with Image.open(f) as im:
-            a = np.asarray(im.convert(mode), dtype=np.uint8)
-    except (OSError, ValueError) as e:  # truncated/corrupt pixel data
-        raise DataError(f"{f}: cannot decode image ({e})") from None
-    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / 255
-
-
 def load_image_list(path: str, channels: int) -> tuple[list[np.ndarray], list[str], str]:
     """Every image under `path` at its own size (for random crops): arrays, file names and a
     description line."""
@@ -81,7 +80,12 @@ def load_image_list(path: str, channels: int) -> tuple[list[np.ndarray], list[st
     files = list_images(root)
     if not files:
         raise DataError(f"{path}: no images ({', '.join(EXTENSIONS)}) found")
+    images = []
+    for f in files:
+        try:
+            images.append(decode_image(f, channels))
+        except (OSError, ValueError) as e:  # unreadable, truncated or corrupt
+            raise DataError(f"{f}: cannot decode image ({e})") from None
     mode = "L" if channels == 1 else "RGB"
-    images = [read_image(f, mode) for f in files]
     return images, [str(f) for f in files], \
         f"image folder {os.path.abspath(path)}: {len(files)} images of any size, {mode}"

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from gan_core.config import DataConfig
-from gan_core.data import ArrayData, DataError
+from gan_core.data import ArrayData, DataError, caption_problem
+from gan_core.data.bad_samples import BadSamples
+from gan_core.data.image_decode import decode_image
 
 _DEFAULT_LABEL = DataConfig().label_column  # tolerated when absent; a named column is not
 
 
-def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
+def load_parquet(path: str, cfg: DataConfig, bad: BadSamples | None = None) -> ArrayData:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -25,7 +27,8 @@ def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
             raise DataError(f"{path}: no .parquet files in this directory")
     else:
         files = [path]
-    xs, ys, kinds = [], [], set()
+    xs, ys, texts, kinds = [], [], [], set()
+    cap = cfg.caption_column
     want_labels = None  # decided by the first file, then required of every other one
     for f in files:
         try:
@@ -37,19 +40,27 @@ def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
         lab = cfg.label_column
         if lab is not None and lab not in names and (lab != _DEFAULT_LABEL or want_labels):
             raise DataError(f"{f}: no label column '{lab}'; columns: {', '.join(names)}")
+        if cap is not None and cap not in names:
+            raise DataError(f"{f}: no caption column '{cap}'; columns: {', '.join(names)}")
         has_labels = lab is not None and lab in names
         want_labels = has_labels if want_labels is None else want_labels
-        cols = [cfg.image_column] + ([lab] if has_labels else [])
+        cols = [cfg.image_column] + ([lab] if has_labels else []) + ([cap] if cap else [])
         table = pq.read_table(f, columns=cols)
         if table.num_rows == 0:
             continue
-        x, kind = _images(table.column(cfg.image_column).combine_chunks(), f, cfg)
+        x, kind, keep = _images(table.column(cfg.image_column).combine_chunks(), f, cfg,
+                                bad or BadSamples())
+        if not len(x):
+            continue
         if xs and x.shape[1:] != xs[0].shape[1:]:
             raise DataError(f"{f}: row 0 has shape {x.shape[1:]} but {files[0]} has {xs[0].shape[1:]}")
         xs.append(x)
         kinds.add(kind)
         if has_labels:
-            ys.append(_labels(table.column(lab).combine_chunks(), f, lab))
+            ys.append(_labels(table.column(lab).combine_chunks(), f, lab)[keep])
+        if cap:
+            caps = _captions(table.column(cap).combine_chunks(), f, cap)
+            texts += [c for c, k in zip(caps, keep) if k]
     if not xs:
         raise DataError(f"{path}: parquet data has no rows")
     x = np.concatenate(xs)
@@ -62,16 +73,18 @@ def load_parquet(path: str, cfg: DataConfig) -> ArrayData:
         else:
             y, label_txt = raw.astype(np.int64), f"labels from '{cfg.label_column}'"
     c, h, w = x.shape[1:]
+    cap_txt = f", {sum(map(len, texts))} captions from '{cap}'" if cap else ""
     desc = (f"parquet {path}: {len(files)} file(s), {len(x)} images {h}x{w}x{c} from "
-            f"'{cfg.image_column}' ({' + '.join(sorted(kinds))}), {label_txt}")
-    return ArrayData(x=x, y=y, kind="image", description=desc)
+            f"'{cfg.image_column}' ({' + '.join(sorted(kinds))}), {label_txt}{cap_txt}")
+    return ArrayData(x=x, y=y, kind="image", description=desc, text=texts if cap else None)
 
 
 def _first_null(arr) -> int:
     return int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
 
 
-def _images(col, f: str, cfg: DataConfig):
+def _images(col, f: str, cfg: DataConfig, bad: BadSamples):
+    """(images, what they were stored as, which rows were kept: a skipped undecodable one is not)."""
     import pyarrow as pa
 
     name = cfg.image_column
@@ -87,33 +100,33 @@ def _images(col, f: str, cfg: DataConfig):
             raise DataError(f"{f}: column '{name}' row {_first_null(col)} has null bytes "
                             "(images stored by path are not supported)")
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return _decode(col.to_pylist(), f, name, cfg.channels), "encoded images"
+        x, keep = _decode(col.to_pylist(), f, name, cfg.channels, bad)
+        return x, "encoded images", keep
+    every = np.ones(len(col), bool)
     if isinstance(t, pa.FixedShapeTensorType):
-        return _pixels(col.to_numpy_ndarray(), f, name, cfg.channels), "pixel arrays"
+        return _pixels(col.to_numpy_ndarray(), f, name, cfg.channels), "pixel arrays", every
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return _pixels(_nested(col, f, name), f, name, cfg.channels), "pixel arrays"
+        return _pixels(_nested(col, f, name), f, name, cfg.channels), "pixel arrays", every
     raise DataError(f"{f}: column '{name}' has type {t}; expected image bytes or pixel lists")
 
 
-def _decode(blobs: list, f: str, name: str, channels: int) -> np.ndarray:
-    from PIL import Image
-
-    mode = "L" if channels == 1 else "RGB"
-    out, size = None, None
+def _decode(blobs: list, f: str, name: str, channels: int, bad: BadSamples):
+    """Encoded images -> (the decodable ones of the first one's size, which rows they are)."""
+    out, first, n, keep = None, 0, 0, np.zeros(len(blobs), bool)
     for i, b in enumerate(blobs):
         try:
-            with Image.open(io.BytesIO(b)) as im:
-                im_size, a = im.size, np.asarray(im.convert(mode), dtype=np.uint8)
+            a = decode_image(io.BytesIO(b), channels)
         except (OSError, ValueError) as e:
-            raise DataError(f"{f}: column '{name}' row {i} is not a decodable image ({e})") from None
-        if size is None:
-            size = im_size
-            out = np.empty((len(blobs), channels, size[1], size[0]), dtype=np.float32)
-        elif im_size != size:
-            raise DataError(f"{f}: column '{name}' row {i} is {im_size[0]}x{im_size[1]} "
-                            f"but row 0 is {size[0]}x{size[1]}; all images must match")
-        out[i] = (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).astype(np.float32) / 255
-    return out
+            bad.found(DataError(f"{f}: column '{name}' row {i} is not a decodable image ({e})"))
+            continue
+        if out is None:
+            out, first = np.empty((len(blobs), *a.shape), dtype=np.float32), i
+        elif a.shape != out.shape[1:]:
+            bad.found(DataError(f"{f}: column '{name}' row {i} is {a.shape[2]}x{a.shape[1]} but row "
+                                f"{first} is {out.shape[3]}x{out.shape[2]}; all images must match"))
+            continue
+        out[n], keep[i], n = a, True, n + 1
+    return (out[:n] if out is not None else np.empty((0, channels, 1, 1), np.float32)), keep
 
 
 def _nested(col, f: str, name: str) -> np.ndarray:
@@ -184,3 +197,24 @@ def _labels(col, f: str, name: str) -> np.ndarray:
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return np.array(col.to_pylist(), dtype=object)
     raise DataError(f"{f}: label column '{name}' has type {col.type}; expected integers or strings")
+
+
+def _captions(col, f: str, name: str) -> list[list[str]]:
+    """A string or list<string> column -> one list of captions per row."""
+    import pyarrow as pa
+
+    t = col.type
+    if col.null_count:
+        raise DataError(f"{f}: caption column '{name}' row {_first_null(col)} is null")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        rows = [[c] for c in col.to_pylist()]
+    elif ((pa.types.is_list(t) or pa.types.is_large_list(t))
+          and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+        rows = col.to_pylist()  # a null caption inside a list is caught below as a non-string
+    else:
+        raise DataError(f"{f}: caption column '{name}' has type {t}; expected string or list<string>")
+    for i, caps in enumerate(rows):
+        problem = caption_problem(caps)
+        if problem:
+            raise DataError(f"{f}: caption column '{name}' row {i} {problem}")
+    return rows

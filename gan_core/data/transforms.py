@@ -5,6 +5,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan_core.config import ConfigError
+
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's "L"
 
 
@@ -33,6 +35,15 @@ def preprocess_images(x: np.ndarray, image_size: int, channels: int) -> np.ndarr
                           align_corners=False, antialias=down).numpy()
     # Clip: interpolation weights are convex, but float rounding can step just outside [0, 1].
     return np.clip(x, 0.0, 1.0) * np.float32(2) - np.float32(1)
+
+
+def pad_images(x: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, H, W) zero-padded (black in [0, 1]), centred, to (N, C, size, size); data.pad_to."""
+    h, w = x.shape[2:]
+    if h > size or w > size:
+        raise ConfigError("data.pad_to", f"{size} is smaller than the {h}x{w} images")
+    top, left = (size - h) // 2, (size - w) // 2
+    return np.pad(x, ((0, 0), (0, 0), (top, size - h - top), (left, size - w - left)))
 
 
 def preprocess_points(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ e.g. ``gan_core.models.evaluator.DigitClassifier``):
 - ``swd``  (real=, seed=; no net)              -> {"swd", "swd_<res>"...}, x1e3
 - ``psnr`` / ``ssim`` (target=, data_range=2)   -> {"psnr"} / {"ssim"}
 - ``cond_acc`` (labels=, net=)                 -> {"cond_acc"}
+- ``attr_corr`` (captions=; no net)            -> {"attr_corr_<attribute>"}: digits drawn for
+  generated captions (text-to-image)
 
 torchmetrics is imported inside the metric functions, not here.
 """
@@ -28,6 +30,7 @@ from gan_core.metrics.kid import kid
 from gan_core.metrics.precision_recall import precision_recall, precision_recall_features
 from gan_core.metrics.sr import psnr, ssim
 from gan_core.metrics.swd import swd
+from gan_core.metrics.text import attribute_correlation
 from gan_core.metrics.toy import gaussian_1d_metrics, mode_metrics
 
 MetricFn = Callable[..., dict]
@@ -57,6 +60,7 @@ register("swd")(swd)
 register("psnr")(psnr)
 register("ssim")(ssim)
 register("cond_acc")(conditional_accuracy)
+register("attr_corr")(attribute_correlation)
 
 
 def evaluate(name: str, samples, **kwargs) -> dict:
@@ -73,5 +77,5 @@ def evaluate(name: str, samples, **kwargs) -> dict:
 __all__ = [
     "METRICS", "register", "evaluate", "mode_metrics", "gaussian_1d_metrics",
     "extract", "fid", "kid", "inception_score", "precision_recall", "precision_recall_features",
-    "swd", "psnr", "ssim", "conditional_accuracy",
+    "swd", "psnr", "ssim", "conditional_accuracy", "attribute_correlation",
 ]

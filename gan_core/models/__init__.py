@@ -6,13 +6,14 @@ from typing import Callable
 
 from torch import nn
 
-from . import conditional, dcgan, digit_cnn, mlp, srgan
+from . import conditional, dcgan, digit_cnn, mlp, progan, srgan
 from .layers import Generator
 
 FAMILIES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
     "mlp": mlp.build,
     "digit_cnn": digit_cnn.build,
     "dcgan": dcgan.build,
+    "progan": progan.build,
     "srgan": srgan.build,  # G takes a low-res image, not z
 }
 
@@ -27,9 +28,10 @@ def sample_shape(cfg) -> tuple[int, ...]:
 
 
 def build_models(cfg) -> tuple[Generator, nn.Module]:
-    """G and D for cfg; class-conditional (G(z, y), D(x, y)) when model.num_classes > 0."""
+    """G and D for cfg; conditional (G(z, y), D(x, y)) when model.num_classes > 0 (y: labels)
+    or model.text_max_len > 0 (y: caption tokens)."""
     m, shape = cfg.model, sample_shape(cfg)
-    if m.num_classes:
+    if m.num_classes or m.text_max_len:
         return conditional.build(FAMILIES[m.family], m, shape)
     return FAMILIES[m.family](m, shape, m.z_dim, shape)
 

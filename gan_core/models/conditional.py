@@ -1,6 +1,12 @@
-"""Class-conditional GAN: a label embedding joined with z in G, and the label fed to D either by
-projection (Miyato & Koyama 2018: logit = head(h) + <embed(y), h> on D's features h) or by
-concatenation with D's input (Mirza & Osindero 2014; label maps as extra channels for conv D).
+"""Conditional GAN: a condition encoder's embedding joined with z in G, and the condition fed to D
+either by projection (Miyato & Koyama 2018: logit = head(h) + <embed(y), h> on D's features h) or
+by concatenation with D's input (Mirza & Osindero 2014; embedding maps as extra channels for
+conv D).
+
+The condition y is a class label ((N,) int64, `LabelEmbedding`) or a caption ((N, L) int64
+tokens, `TextEncoder`, GAN-CLS); G and D each own their encoder. Every wrapper's forward takes an
+optional `mix=(y2, beta)` (GAN-INT: the embedding beta*embed(y) + (1-beta)*embed(y2)); it is a
+forward argument because DistributedDataParallel hooks only forward.
 
 Any family's G and D are wrapped; the family builds them with the widened inputs."""
 from __future__ import annotations
@@ -10,53 +16,74 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..text import TextEncoder
 from .layers import Discriminator, Generator
 
+Mix = tuple[Tensor, float]
 
-def _labels(y: Tensor) -> Tensor:
-    # the range is checked once on the data (a per-step check would sync the host)
-    if y.dim() != 1:
-        raise ValueError(f"labels must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
-    return y.long()
+
+class LabelEmbedding(nn.Embedding):
+    """Class labels (N,) -> (N, dim)."""
+
+    def forward(self, y: Tensor) -> Tensor:
+        # the range is checked once on the data (a per-step check would sync the host)
+        if y.dim() != 1:
+            raise ValueError(f"labels must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
+        return super().forward(y.long())
+
+
+def encoder(m, dim: int) -> nn.Module:
+    """The condition encoder for model config m, with embeddings of width dim."""
+    return TextEncoder(dim, m.text_dim) if m.text_max_len else LabelEmbedding(m.num_classes, dim)
+
+
+def embed_condition(embed: nn.Module, y: Tensor, mix: Mix | None) -> Tensor:
+    e = embed(y)
+    if mix is None:
+        return e
+    y2, beta = mix
+    return beta * e + (1 - beta) * embed(y2)
 
 
 class ConditionalGenerator(Generator):
     """G(z, y) = base(cat(z, embed(y))); `z_dim` is the latent size the caller draws."""
 
-    def __init__(self, base: Generator, z_dim: int, num_classes: int, cond_dim: int):
+    def __init__(self, base: Generator, z_dim: int, embed: nn.Module):
         super().__init__()
-        self.base, self.z_dim, self.num_classes = base, z_dim, num_classes
-        self.embed = nn.Embedding(num_classes, cond_dim)
+        self.base, self.z_dim, self.embed = base, z_dim, embed
+        # samplers draw balanced labels for a class-conditional G; 0 for a text-conditional one
+        self.num_classes = embed.num_embeddings if isinstance(embed, LabelEmbedding) else 0
 
-    def forward(self, z: Tensor, y: Tensor) -> Tensor:
-        return self.base(torch.cat([z, self.embed(_labels(y))], 1))
+    def forward(self, z: Tensor, y: Tensor, mix: Mix | None = None) -> Tensor:
+        return self.base(torch.cat([z, embed_condition(self.embed, y, mix)], 1))
 
 
 class ProjectionDiscriminator(nn.Module):
-    def __init__(self, base: Discriminator, num_classes: int, features: int):
+    def __init__(self, base: Discriminator, embed: nn.Module):
         super().__init__()
-        self.base = base
-        # zero: D starts as the unconditional one; each class then learns its own direction
-        self.embed = nn.Embedding(num_classes, features)
-        nn.init.zeros_(self.embed.weight)
+        self.base, self.embed = base, embed
+        # zero output: D starts as the unconditional one; each condition then learns its direction
+        last = embed.out if isinstance(embed, TextEncoder) else embed
+        nn.init.zeros_(last.weight)
+        if getattr(last, "bias", None) is not None:
+            nn.init.zeros_(last.bias)
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor, mix: Mix | None = None) -> Tensor:
         h = self.base.features(x)
-        e = self.embed(_labels(y))
+        e = embed_condition(self.embed, y, mix)
         return self.base.net[-1](h).squeeze(1) + (e * h).sum(1)
 
 
 class ConcatDiscriminator(nn.Module):
-    """The label embedding joins the input: appended to the flattened sample (MLP), or
+    """The condition embedding joins the input: appended to the flattened sample (MLP), or
     broadcast to `cond_dim` constant maps appended to the image channels (conv)."""
 
-    def __init__(self, base: Discriminator, num_classes: int, cond_dim: int, spatial: bool):
+    def __init__(self, base: Discriminator, embed: nn.Module, spatial: bool):
         super().__init__()
-        self.base, self.spatial = base, spatial
-        self.embed = nn.Embedding(num_classes, cond_dim)
+        self.base, self.embed, self.spatial = base, embed, spatial
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        e = self.embed(_labels(y))
+    def forward(self, x: Tensor, y: Tensor, mix: Mix | None = None) -> Tensor:
+        e = embed_condition(self.embed, y, mix)
         if self.spatial:
             joined = torch.cat([x, e[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
         else:
@@ -65,18 +92,18 @@ class ConcatDiscriminator(nn.Module):
 
 
 def build(family_build, m, shape: tuple[int, ...]) -> tuple[ConditionalGenerator, nn.Module]:
-    """Wrap `family_build(m, shape, z_in, d_shape)`'s G and D for m.num_classes classes."""
+    """Wrap `family_build(m, shape, z_in, d_shape)`'s G and D for m's condition (classes or text)."""
     spatial = m.family != "mlp"
     if m.d_cond == "concat":
         d_shape = (shape[0] + m.cond_dim, *shape[1:]) if spatial else (math.prod(shape) + m.cond_dim,)
     else:
         d_shape = shape
     G, D = family_build(m, shape, m.z_dim + m.cond_dim, d_shape)
-    G = ConditionalGenerator(G, m.z_dim, m.num_classes, m.cond_dim)
+    G = ConditionalGenerator(G, m.z_dim, encoder(m, m.cond_dim))
     if m.d_cond == "concat":
-        return G, ConcatDiscriminator(D, m.num_classes, m.cond_dim, spatial)
+        return G, ConcatDiscriminator(D, encoder(m, m.cond_dim), spatial)
     D.eval()  # no BatchNorm or spectral-norm state change from this probe
     with torch.no_grad():  # the width of D's features, whatever the family
         width = D.features(torch.zeros(2, *shape)).shape[1]
     D.train()
-    return G, ProjectionDiscriminator(D, m.num_classes, width)
+    return G, ProjectionDiscriminator(D, encoder(m, width))

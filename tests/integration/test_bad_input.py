@@ -72,3 +72,26 @@ def test_unwritable_checkpoint_storage_fails_before_ray(workspace):
     assert "Traceback" not in proc.stderr and "Ray instance" not in proc.stdout + proc.stderr
     assert time.monotonic() - start < 60 and not (workspace.path / "mlflow.db").exists()
     assert blocker.read_text() == "checkpoints cannot go under a file"
+
+
+def test_skipped_images_are_counted_in_mlflow(workspace):
+    """data.on_bad_sample=skip: the run trains on the good images and records the bad ones."""
+    folder = workspace.path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    (folder / "broken.png").write_bytes(rng.bytes(200))
+    Image.fromarray(rng.integers(0, 255, (20, 12), dtype=np.uint8)).save(folder / "odd.png")
+    proc = workspace.train("--set", "data.source=image_folder", "--set", f"data.path={folder}",
+                           "--set", "data.on_bad_sample=skip", "--set", "train.epochs=1",
+                           "--set", "model.g_width=8", "--set", "model.d_width=8",
+                           "--name", "skips")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipped: " in proc.stdout and "broken.png" in proc.stdout
+    client = workspace.client()
+    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    assert run.data.metrics["data_skipped"] == 2
+    assert "300 images" in run.data.tags["data"]
+    listed = open(client.download_artifacts(run.info.run_id, "data/skipped.txt", str(workspace.path))).read()
+    assert "broken.png" in listed and "odd.png" in listed and listed.count("\n") == 2

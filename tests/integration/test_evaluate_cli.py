@@ -65,5 +65,5 @@ def test_class_metrics_of_an_unconditional_generator_exit_2(store):
     for args in (["--metrics", "cond_acc"], ["--metrics", "fid", "--per-class"]):
         proc = store.run("evaluate.py", "--model", "models:/plain/1", "--n", "100", *args)
         assert proc.returncode == 2, explain(proc)
-        assert "needs a class-conditional generator" in proc.stderr, explain(proc)
+        assert "needs a conditional generator" in proc.stderr, explain(proc)
         assert "Traceback" not in proc.stderr

@@ -197,7 +197,7 @@ def test_flat_has_dotted_keys():
     assert flat["seed"] == 0
     assert "train" not in flat and "model" not in flat
     sections = {k.split(".")[0] for k in flat if "." in k}
-    assert sections == {"data", "model", "loss", "train", "eval", "ray", "mlflow"}
+    assert sections == {"data", "model", "loss", "train", "eval", "progressive", "ray", "mlflow"}
     assert all(not isinstance(v, dict) for v in flat.values())
     assert len(flat) == 2 + sum(len(v) for v in Config().to_dict().values() if isinstance(v, dict))
 

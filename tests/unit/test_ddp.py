@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from gan_core.config import load_config
 from gan_core.models import build_models
 from gan_core.sr_training import SRTraining, content_loss
+from gan_core.text import encode
 from gan_core.training import GANTraining, make_optimizers
 
 WORLD = 2
@@ -51,10 +52,19 @@ VARIANTS = {
     # labels through both DDP modules; the batch leaves some classes' embedding rows unused
     "conditional": ["model.num_classes=10", "model.cond_dim=4", "loss.name=wgan",
                     "loss.gp_weight=10"],
+    # GAN-CLS: caption tokens through both DDP modules, three D forwards per D step, two G
+    # forwards per G step (GAN-INT), and the encoders' GRUs under R1 and the gradient penalty
+    "text": ["model.text_max_len=12", "data.captions_per_image=1", "model.text_dim=8", "model.cond_dim=4",
+             "loss.mismatch_weight=0.5", "loss.interp_weight=1.0", "loss.r1_gamma=1.0",
+             "loss.r1_interval=2"],
+    "text-concat-gp": ["model.text_max_len=12", "data.captions_per_image=1", "model.text_dim=8", "model.cond_dim=4",
+                       "model.d_cond=concat", "loss.name=wgan", "loss.gp_weight=10",
+                       "loss.mismatch_weight=0.5", "loss.interp_weight=1.0"],
     # G takes the downsampled real batch; one SRResNet step (8 images), then adversarial ones
     "srgan": ["model.family=srgan", "data.random_crops=true", "data.image_size=16",
               "model.sr_scale=2", "model.sr_blocks=1", "train.pretrain_images=8"],
 }
+CAPTIONS = ["a red bird", "two dogs", "a small cat", "nine fish", "one cow"]
 
 
 def _variant(rank: int, overrides: list) -> dict:
@@ -79,7 +89,12 @@ def _variant(rank: int, overrides: list) -> dict:
     for _ in range(STEPS):
         size = cfg.data.image_size
         real = torch.rand(BATCH, 1, size, size, generator=data_gen) * 2 - 1
-        y = torch.randint(0, 3, (BATCH,), generator=data_gen) if cfg.model.num_classes else None
+        y = None
+        if cfg.model.num_classes:
+            y = torch.randint(0, 3, (BATCH,), generator=data_gen)
+        elif cfg.model.text_max_len:
+            picked = torch.randint(0, len(CAPTIONS), (BATCH,), generator=data_gen).tolist()
+            y = torch.as_tensor(encode([CAPTIONS[i] for i in picked], cfg.model.text_max_len))
         out = tr.step(real, z_gen, y)
         keys.append(sorted(out))
         if not all(torch.isfinite(v).item() for v in out.values()):
@@ -179,6 +194,8 @@ def test_ddp_ranks_stay_identical(ddp_results, variant):
         assert all("gp" in k for k in r0["keys"])
     else:
         assert all("g_loss" in k for k in r0["keys"])
+    if "loss.mismatch_weight=0.5" in overrides:
+        assert all("d_wrong" in k for k in r0["keys"])
 
 
 def _rank0_metrics_worker(rank: int, port: int, out_dir: str) -> None:

@@ -59,6 +59,7 @@ def test_generator_starts_at_bicubic_and_discriminator_takes_any_crop():
     (["loss.content=perceptual"], "loss.content"),
     (["eval.metrics=fid", "eval.evaluator=models:/e@champion"], "eval.metrics"),
     (["model.num_classes=10"], "model.num_classes"),
+    (["model.text_max_len=12"], "model.text_max_len"),
     (["mlflow.metric=fid"], "mlflow.metric"),
     (["loss.adv_weight=-1"], "loss.adv_weight"),
     (["data.holdout_crops=0"], "data.holdout_crops"),
