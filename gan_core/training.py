@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .config import LossConfig
 from .ema import ema_beta, ema_update
 from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
+from .models.conditional import FollowedTextEncoder
 
 BCE_LOSSES = ("minimax", "nonsaturating")
 
@@ -115,8 +116,15 @@ class GANTraining:
             out["drift"] = drift.detach()
         loss.backward()
         self.opt_d.step()
+        self._follow_d_text_encoder()
         out.update(self._d_outputs(scores))
         return out
+
+    def _follow_d_text_encoder(self) -> None:
+        """A text-conditional G embeds captions with a copy of D's encoder: refresh it."""
+        embed = getattr(unwrap(self.G), "embed", None)
+        if isinstance(embed, FollowedTextEncoder):
+            embed.follow(unwrap(self.D).embed)
 
     def _d_outputs(self, scores: dict[str, Tensor]) -> dict[str, Tensor]:
         """D's mean output per name: a probability for the BCE losses, the raw score otherwise."""
@@ -135,6 +143,7 @@ class GANTraining:
         reg = penalty * (self.loss_cfg.r1_gamma / 2) * self.loss_cfg.r1_interval
         (reg + 0 * real_logits.sum()).backward()
         self.opt_d.step()
+        self._follow_d_text_encoder()
         return {"r1": penalty.detach()}
 
     def _phase_g(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:

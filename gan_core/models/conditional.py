@@ -11,9 +11,11 @@ forward argument because DistributedDataParallel hooks only forward.
 Any family's G and D are wrapped; the family builds them with the widened inputs."""
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..text import TextEncoder
@@ -99,11 +101,39 @@ def build(family_build, m, shape: tuple[int, ...]) -> tuple[ConditionalGenerator
     else:
         d_shape = shape
     G, D = family_build(m, shape, m.z_dim + m.cond_dim, d_shape)
-    G = ConditionalGenerator(G, m.z_dim, encoder(m, m.cond_dim))
     if m.d_cond == "concat":
-        return G, ConcatDiscriminator(D, encoder(m, m.cond_dim), spatial)
-    D.eval()  # no BatchNorm or spectral-norm state change from this probe
-    with torch.no_grad():  # the width of D's features, whatever the family
-        width = D.features(torch.zeros(2, *shape)).shape[1]
-    D.train()
-    return G, ProjectionDiscriminator(D, encoder(m, width))
+        D = ConcatDiscriminator(D, encoder(m, m.cond_dim), spatial)
+    else:
+        D.eval()  # no BatchNorm or spectral-norm state change from this probe
+        with torch.no_grad():  # the width of D's features, whatever the family
+            width = D.features(torch.zeros(2, *shape)).shape[1]
+        D.train()
+        D = ProjectionDiscriminator(D, encoder(m, width))
+    if m.text_max_len:
+        g_embed = FollowedTextEncoder(D.embed, m.cond_dim)
+    else:
+        g_embed = encoder(m, m.cond_dim)
+    return ConditionalGenerator(G, m.z_dim, g_embed), D
+
+
+class FollowedTextEncoder(nn.Module):
+    """G's caption embedding: a frozen copy of D's text encoder (`follow` refreshes it after each
+    D step) and G's own projection to `dim`. Trained through G's adversarial loss alone, a text
+    encoder in G collapsed G to one image for every caption and z (DCGAN on digits); D's
+    matching-aware loss teaches its encoder what tells captions apart, as the pre-trained
+    encoder of the original GAN-CLS did."""
+
+    def __init__(self, d_encoder: TextEncoder, dim: int):
+        super().__init__()
+        self.encoder = copy.deepcopy(d_encoder)
+        for p in self.encoder.parameters():  # only D's loss trains it; G gets the copy
+            p.requires_grad_(False)
+        self.proj = nn.Linear(d_encoder.out.out_features, dim)
+
+    @torch.no_grad()
+    def follow(self, d_encoder: TextEncoder) -> None:
+        for mine, theirs in zip(self.encoder.parameters(), d_encoder.parameters()):
+            mine.copy_(theirs)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return F.leaky_relu(self.proj(self.encoder(tokens)), 0.2)

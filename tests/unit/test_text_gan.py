@@ -11,6 +11,7 @@ from torch import nn
 from gan_core.config import ConfigError, LossConfig, load_config
 from gan_core.losses import get_loss
 from gan_core.models import build_models
+from gan_core.models.conditional import FollowedTextEncoder
 from gan_core.models.layers import Generator
 from gan_core.text import TextEncoder, decode, encode
 from gan_core.training import GANTraining, make_optimizers
@@ -81,13 +82,7 @@ def test_text_reaches_both_networks(family, d_cond):
     torch.manual_seed(0)
     G, D = build_models(cfg)
     size = cfg.data.image_size
-    z = G.sample_z(4, torch.Generator().manual_seed(1))
     t0, t1 = tokens(["a red bird"] * 4), tokens(["nine white dogs"] * 4)
-    G.eval()
-    a, b = G(z, t0), G(z, t1)
-    assert a.shape == (4, 1, size, size)
-    assert change(a, b) > 1e-4, "the text does not change G's output"
-    assert G.num_classes == 0  # samplers must not draw class labels for a text G
     x = torch.rand(4, 1, size, size) * 2 - 1
     if d_cond == "projection":  # starts as the unconditional D: the text projection is zero
         assert torch.equal(D(x, t0), D(x, t1)) and torch.equal(D(x, t0), D.base(x))
@@ -95,9 +90,17 @@ def test_text_reaches_both_networks(family, d_cond):
     out0, out1 = D(x, t0), D(x, t1)
     assert out0.shape == (4,)
     assert change(out0, out1) > 1e-4, "the text does not change D's output"
-    # G and D each own an encoder, trained end to end
-    assert isinstance(G.embed, TextEncoder) and isinstance(D.embed, TextEncoder)
+    # G embeds captions with a frozen copy of D's encoder, refreshed after each D step
+    assert isinstance(D.embed, TextEncoder) and isinstance(G.embed, FollowedTextEncoder)
+    assert all(not p.requires_grad for p in G.embed.encoder.parameters())
     assert not set(map(id, G.parameters())) & set(map(id, D.parameters()))
+    G.embed.follow(D.embed)
+    z = G.sample_z(4, torch.Generator().manual_seed(1))
+    G.eval()
+    a, b = G(z, t0), G(z, t1)
+    assert a.shape == (4, 1, size, size)
+    assert change(a, b) > 1e-4, "the text does not change G's output"
+    assert G.num_classes == 0  # samplers must not draw class labels for a text G
 
 
 @pytest.mark.parametrize("d_cond", ["projection", "concat"])
@@ -203,6 +206,8 @@ def _plain_conditional_step(G, D, opt_g, opt_d, real, y, gen):
     opt_d.zero_grad(set_to_none=True)
     loss.d(D(real, y), D(fake, y)).backward()
     opt_d.step()
+    if isinstance(G.embed, FollowedTextEncoder):  # as GANTraining does after a D step
+        G.embed.follow(D.embed)
     for p in D.parameters():
         p.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
@@ -250,6 +255,8 @@ def test_gan_int_mix_ends_are_the_plain_conditions(condition, d_cond):
         last = D.embed.out if condition == "text" else D.embed
         nn.init.normal_(last.weight)
     if condition == "text":
+        G.embed.follow(D.embed)
+    if condition == "text":
         y, y2 = tokens(["a red bird", "a dog", "two cats"]), tokens(["blue", "one fish", "a cow"])
     else:
         y, y2 = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 0])
@@ -279,7 +286,8 @@ def test_every_parameter_gets_a_gradient(d_cond, regulariser):
     out = tr.step(torch.rand(4, 1, 16, 16) * 2 - 1, torch.Generator().manual_seed(1), y)
     assert all(torch.isfinite(v) for v in out.values()), out
     assert {"d_wrong", "g_loss"} <= set(out) and ("r1" in out) == ("loss.r1_gamma=1" in regulariser)
-    assert [n for n, p in G.named_parameters() if p.grad is None] == []
+    # (G's copy of D's text encoder is frozen: only D's loss trains it)
+    assert [n for n, p in G.named_parameters() if p.requires_grad and p.grad is None] == []
     # D's last backward was the R1 one where there is R1, else the D loss (G's phase leaves it)
     assert [n for n, p in D.named_parameters() if p.grad is None] == []
     assert all(p.requires_grad for p in D.parameters())
@@ -337,3 +345,20 @@ def test_good_gan_cls_configs_load():
     for extra in (["model.text_max_len=16", "data.captions_per_image=1"], ["model.num_classes=10"]):
         cfg = load_config(None, [*extra, "loss.mismatch_weight=0.5", "loss.interp_weight=1"])
         assert (cfg.loss.mismatch_weight, cfg.loss.interp_weight) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("d_cond", ["projection", "concat"])
+def test_g_follows_d_text_encoder_after_each_d_step(d_cond):
+    """G's caption embedding is D's encoder (trained by the matching-aware loss) plus G's own
+    projection: a step leaves G's frozen copy equal to D's updated encoder, resume included."""
+    cfg = cfg_for("dcgan", d_cond, "loss.mismatch_weight=0.5")
+    torch.manual_seed(0)
+    G, D = build_models(cfg)
+    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss)
+    before = [p.clone() for p in D.embed.parameters()]
+    tr.step(torch.rand(4, 1, 16, 16) * 2 - 1, torch.Generator().manual_seed(1), tokens(["a", "bb", "a c", "dd d"]))
+    assert not all(torch.equal(a, b) for a, b in zip(before, D.embed.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(G.embed.encoder.parameters(), D.embed.parameters()))
+    proj = G.embed.proj.weight.clone()
+    assert proj.requires_grad and G.embed.proj.weight.grad is not None  # G's loss trains its projection
