@@ -55,6 +55,10 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
                  keep_all_checkpoints: bool = False) -> TorchTrainer:
     """run_id None: rank 0 logs nothing to MLflow (a sweep trial's driver logs for it)."""
     keep = None if keep_all_checkpoints else cfg.ray.num_to_keep
+    ingest = ray.train.DataConfig.default_ingest_options()
+    # the same rows reach the same worker in the same order in every run: a group restarted from
+    # a checkpoint replays exactly what an uninterrupted run would have done
+    ingest.preserve_order = True
     return TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
@@ -68,6 +72,7 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=keep),
             callbacks=callbacks),
         datasets={"train": dataset},
+        dataset_config=ray.train.DataConfig(execution_options=ingest),
     )
 
 
