@@ -5,10 +5,12 @@ DDP wrapping, data shard and iter_torch_batches arguments) with timers around it
     .venv/bin/python bench/step_profile.py [--configs dcgan_mnist,grid_mlp] [--epochs-scale 1.0]
         [--mnist ../shared/data/mnist] [--set key=value ...]
 
-Each run trains the config's epochs twice: "as trained" (DDP all-reduces D's and G's gradients
-and broadcasts G's BatchNorm buffers every G forward, as the pipeline does) and "no comm" (the
-same steps inside `no_sync` with G's buffer broadcast off: every collective removed, ranks drift
-apart, timing only). Rows are milliseconds per step, averaged over steps and ranks: waiting for the
+After a warm-up epoch that only reads data, each run trains the config's epochs "as trained"
+(DDP all-reduces D's and G's gradients and broadcasts G's BatchNorm buffers every G forward, as
+the pipeline does); with 2 workers twice more: "no buf sync" (G's buffer broadcast off) and "no
+comm" (also inside `no_sync`: every collective removed, ranks drift apart, timing only); with 1
+worker once more on one epoch of batches held in a list ("cached": no Ray Data, the worker
+process's compute alone, to set beside bench/throughput.py's plain loop). Rows are milliseconds per step, averaged over steps and ranks: waiting for the
 next batch, the D phase (G forward for the fakes, D forwards and backward with the all-reduce
 of D's gradients, Adam), lazy R1, the G phase (G and D forwards, backward with G's all-reduce,
 Adam, EMA), and the host sync of the logging steps. `cpu %` is the worker's process CPU time over
@@ -39,6 +41,7 @@ from gan_core.training import GANTraining, make_optimizers, no_sync  # noqa: E40
 from throughput import MNIST, PRESETS  # noqa: E402
 
 PARTS = ("epoch start", "data wait", "D phase", "D_reg phase", "G phase", "log sync")
+MODES = ("as trained", "no buf sync", "no comm")  # with 2 workers; 1 worker: "cached" too
 
 
 class TimedTraining(GANTraining):
@@ -90,14 +93,17 @@ def profile_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     result = {"allreduce_ms": _allreduce_ms(G, D, device) if world > 1 else 0.0}
     result["data only"] = _data_only(shard, t, cfg.seed) * world  # also the warm-up
-    for mode in ("as trained", "no comm"):
+    # 1 worker: prepare_model wraps nothing, so there is no communication to remove; instead the
+    # same steps on one epoch of batches held in a list: the worker's compute without Ray Data
+    cached = [b for b in _batches(shard, t, cfg.seed)] if world == 1 else None
+    for mode in ("as trained", "cached") if world == 1 else MODES:
         tr.seconds.clear()
         if hasattr(G, "forward_sync_buffers"):
             G.forward_sync_buffers = mode == "as trained"
         steps, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
         for epoch in range(t.epochs):
             gen = torch.Generator().manual_seed(epoch)
-            batches = iter(_batches(shard, t, cfg.seed + epoch))
+            batches = iter(cached if mode == "cached" else _batches(shard, t, cfg.seed + epoch))
             steps_in_epoch = 0
             while True:
                 t0 = time.perf_counter()
@@ -181,7 +187,8 @@ def print_profile(name: str, cfg, by_workers: dict[int, list[dict]]) -> None:
     print(f"\nconfig {name}: {cfg.model.family}, {cfg.data.source}, batch {cfg.train.batch_size}/worker, "
           f"{cfg.train.threads_per_worker} thread/worker, {cfg.train.epochs} epochs; ms per step, "
           f"mean over ranks")
-    cols = [(w, mode) for w in sorted(by_workers) for mode in ("as trained", "no comm")]
+    cols = [(w, mode) for w in sorted(by_workers) for mode in (*MODES, "cached")
+            if mode in by_workers[w][0]]
     heads = [f"{w}w {mode}" for w, mode in cols]
     print(f"{'':14}" + "".join(f"{h:>16}" for h in heads))
     for part in (*PARTS, "step", "cpu %", "images/s"):
@@ -195,7 +202,8 @@ def print_profile(name: str, cfg, by_workers: dict[int, list[dict]]) -> None:
             ms = sum(r["allreduce_ms"] for r in by_workers[w]) / w
             print(f"bare all-reduce of G+D's parameters, {w} workers: {ms:.2f} ms")
         rate = min(r["data only"] for r in by_workers[w])
-        print(f"data only (warm-up epoch, no training), {w} worker(s): {rate:.0f} images/s in all")
+        print(f"data only, {w} worker(s), first epoch (stream start included; the warm-up): "
+              f"{rate:.0f} images/s in all")
 
 
 def main() -> None:
