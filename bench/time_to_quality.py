@@ -60,6 +60,8 @@ def suite_row(store: Store, suite: str, seed: int, sets: list[str]) -> tuple:
     total = time.time() - launch
     rows, start_ms = evaluations(store, name, keys)
     hit = next((r for r in rows if reached(r[2])), None)
+    if not rows:
+        sys.exit(f"{suite}: the run logged no evaluation ({', '.join(keys)})")
     if hit is None:
         best = max(rows, key=lambda r: r[2][keys[-1]])
         return (suite, f"not reached in {total / 60:.1f} min", best[0], None, None, best[2], len(rows))
