@@ -1,11 +1,17 @@
-"""Training throughput of the real pipeline (images/s) with 1 and 2 Ray workers, beside a plain
-single-process PyTorch loop over the same model, per-worker batch and thread count.
+"""Step overhead and scaling of the real pipeline: images/s of a plain single-process PyTorch loop,
+of the pipeline with 1 Ray worker and with 2 workers, each worker with 1 thread and the config's
+per-worker batch.
 
-    .venv/bin/python bench/throughput.py [--config tune_configs/dcgan_digits.yaml] [--epochs 12]
+    .venv/bin/python bench/throughput.py [--configs dcgan_mnist,grid_mlp] [--epochs-scale 1.0]
+        [--mnist ../shared/data/mnist] [--set key=value ...]
 
-Pipeline figures are the median of the images/s windows rank 0 logs to MLflow (each window spans
-`log_every_steps` steps, epoch boundaries and Ray reports included), first window dropped as
-warm-up. Quote ratios from one run: the machine is shared and noisy."""
+Per config: `overhead` = pipeline-1-worker step time / plain step time (target <= 1.05),
+`scaling` = 2-worker images/s / 1-worker images/s (target >= 1.8). Pipeline figures are the median
+of the images/s windows rank 0 logs to MLflow (10 steps each, first dropped as warm-up); `run
+mean` is images over the whole logged span (epoch boundaries, Ray reports, checkpoints and
+rank 0's evaluation included). The plain loop shuffles pre-loaded tensors each epoch (what one
+would write by hand). Quote ratios from one run: the machine is shared and noisy. See
+bench/step_profile.py for where a worker's step time goes."""
 from __future__ import annotations
 
 import argparse
@@ -28,9 +34,17 @@ from gan_core.data.transforms import preprocess_images, preprocess_points  # noq
 from gan_core.models import build_models  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers  # noqa: E402
 
+MNIST = REPO.parent / "shared" / "data" / "mnist"
+# name -> (epochs of the pipeline runs, steps of the plain loop, overrides): runs of 1-2 minutes
+PRESETS = {
+    "dcgan_mnist": (2, 100, ["data.path={mnist}"]),
+    "grid_mlp": (2, 400, ["data.num_samples=40000"]),
+    "dcgan_digits": (12, 300, []),
+}
+
 
 def plain_loop(cfg, steps: int) -> float:
-    """images/s of GANTraining.step in one process on pre-loaded tensors (no Ray, no DDP)."""
+    """images/s of GANTraining.step in one process on pre-loaded, shuffled tensors (no Ray, no DDP)."""
     torch.set_num_threads(cfg.train.threads_per_worker)
     data = load_source(cfg.data, seed=cfg.seed)
     x = preprocess_images(data.x, cfg.data.image_size, cfg.data.channels) \
@@ -42,11 +56,15 @@ def plain_loop(cfg, steps: int) -> float:
                      cfg.train.ema_half_life_images, cfg.train.batch_size)
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(0)
     batches = len(x) // bs
+    order = torch.randperm(len(x), generator=gen)
 
     def run(n):
+        nonlocal order
         for i in range(n):
+            if i % batches == 0:
+                order = torch.randperm(len(x), generator=gen)
             j = (i % batches) * bs
-            tr.step(x[j:j + bs], gen)
+            tr.step(x[order[j:j + bs]], gen)
 
     run(10)  # warm-up
     t0 = time.perf_counter()
@@ -54,8 +72,9 @@ def plain_loop(cfg, steps: int) -> float:
     return steps * bs / (time.perf_counter() - t0)
 
 
-def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[float, float]:
-    """(median images/s, wall seconds) of a real train.py run."""
+def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[float, float, float]:
+    """(median images/s of the logged windows, images/s over the logged span, wall seconds of
+    train.py) of a real run."""
     from mlflow.tracking import MlflowClient
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,30 +91,47 @@ def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[
             sys.exit(f"train.py failed:\n{proc.stderr[-3000:]}")
         client = MlflowClient(uri)
         run = client.search_runs([client.get_experiment_by_name("bench").experiment_id])[0]
-        rates = [m.value for m in client.get_metric_history(run.info.run_id, "images_per_s")]
-        return statistics.median(rates[1:] or rates), wall
+        rates = client.get_metric_history(run.info.run_id, "images_per_s")
+        seen = sorted(client.get_metric_history(run.info.run_id, "images_seen"), key=lambda m: m.step)
+        span = (seen[-1].timestamp - seen[0].timestamp) / 1000
+        mean = (seen[-1].value - seen[0].value) / span if span > 0 else float("nan")
+        return statistics.median([m.value for m in rates][1:] or [rates[0].value]), mean, wall
+
+
+def bench_config(name: str, scale: float, mnist: str, overrides: list[str]) -> None:
+    epochs, steps, preset = PRESETS.get(name, (2, 200, []))
+    sets = [s.format(mnist=mnist) for s in preset] + overrides + ["train.threads_per_worker=1"]
+    config = str(REPO / "tune_configs" / f"{name}.yaml")
+    epochs = max(1, round(epochs * scale))
+    cfg = load_config(config, sets)
+    extra = [a for s in sets for a in ("--set", s)]
+    base = plain_loop(cfg, max(20, round(steps * scale)))
+    rows = [("plain PyTorch loop, 1 process", base, float("nan"), float("nan"), 1)]
+    for w in (1, 2):
+        rate, mean, wall = pipeline(config, w, epochs, extra)
+        rows.append((f"pipeline, {w} Ray worker{'s' if w > 1 else ''} x 1 thread", rate, mean, wall, w))
+    bs = cfg.train.batch_size
+    print(f"\nconfig {name}: {cfg.model.family}, {cfg.data.source}, batch {bs}/worker, 1 thread/worker, "
+          f"{epochs} epochs, {os.cpu_count()} CPUs")
+    print(f"{'setup':38} {'images/s':>9} {'step ms':>8} {'run mean':>9} {'vs plain':>9} {'wall s':>7}")
+    for label, rate, mean, wall, w in rows:
+        print(f"{label:38} {rate:9.0f} {1000 * bs * w / rate:8.2f} {mean:9.0f} {rate / base:9.3f} "
+              f"{wall:7.1f}")
+    one, two = rows[1][1], rows[2][1]
+    print(f"step overhead (1-worker step / plain step): {base / one:.3f}  (target <= 1.05)")
+    print(f"scaling (2 workers / 1 worker, images/s):   {two / one:.3f}  (target >= 1.8)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default=str(REPO / "tune_configs" / "dcgan_digits.yaml"))
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--steps", type=int, default=300, help="steps of the plain loop")
+    p.add_argument("--configs", default="dcgan_mnist,grid_mlp",
+                   help=f"tune_configs names, comma-separated (presets: {', '.join(PRESETS)})")
+    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply run lengths")
+    p.add_argument("--mnist", default=str(MNIST))
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args()
-    extra = [a for o in args.overrides for a in ("--set", o)]
-    cfg = load_config(args.config, args.overrides)
-    base = plain_loop(cfg, args.steps)
-    rows = [("plain PyTorch loop, 1 process", base, None)]
-    for w in (1, 2):
-        rate, wall = pipeline(args.config, w, args.epochs, extra)
-        rows.append((f"pipeline, {w} Ray worker{'s' if w > 1 else ''}", rate, wall))
-    print(f"\nconfig {Path(args.config).name}: {cfg.model.family}, {cfg.data.source} "
-          f"{cfg.data.image_size}px, batch {cfg.train.batch_size}/worker, "
-          f"{cfg.train.threads_per_worker} thread/worker, {args.epochs} epochs")
-    print(f"{'setup':34} {'images/s':>10} {'vs plain':>9} {'wall s':>8}")
-    for name, rate, wall in rows:
-        print(f"{name:34} {rate:10.0f} {rate / base:9.2f} {wall if wall else float('nan'):8.1f}")
+    for name in (c.strip() for c in args.configs.split(",") if c.strip()):
+        bench_config(name, args.epochs_scale, args.mnist, args.overrides)
 
 
 if __name__ == "__main__":
