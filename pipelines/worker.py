@@ -47,6 +47,15 @@ def _finite_params(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
+def epoch_batches(shard, t, pin_memory: bool, shuffle_seed: int):
+    """One epoch's batches, already on the worker's device: Ray prepares `t.prefetch_batches`
+    ahead and copies each once (from pinned memory without blocking, on a GPU)."""
+    return shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
+                                    prefetch_batches=t.prefetch_batches, pin_memory=pin_memory,
+                                    local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
+                                    local_shuffle_seed=shuffle_seed)
+
+
 def train_loop(config: dict) -> None:
     cfg = from_dict(config["cfg"], check_paths=False)
     ctx = ray.train.get_context()
@@ -105,12 +114,7 @@ def train_loop(config: dict) -> None:
         torch.manual_seed(epoch_seed + 1)
         last: dict[str, torch.Tensor] = {}
         window_start, window_steps = time.perf_counter(), 0
-        # batches arrive on the device (Ray copies them, pinned and non-blocking on a GPU)
-        for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
-                                              prefetch_batches=t.prefetch_batches,
-                                              pin_memory=fast.pin_memory,
-                                              local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
-                                              local_shuffle_seed=cfg.seed + epoch):
+        for batch in epoch_batches(shard, t, fast.pin_memory, cfg.seed + epoch):
             y = batch.get("y")
             if "n_captions" in batch:  # text: one of each image's captions, drawn per step
                 y = pick_captions(y, batch["n_captions"], z_gen)

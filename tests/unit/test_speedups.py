@@ -167,3 +167,16 @@ def test_ema_update_matches_a_per_parameter_lerp():
     ema_update(ema, G, 0.9)
     assert all(torch.equal(a, b) for a, b in zip(ema.parameters(), expected))
     assert all(torch.equal(a, b) for a, b in zip(ema.buffers(), G.buffers()))
+
+
+def test_compile_keeps_losses_parameters_and_checkpoint_keys():
+    """torch.compile of G and D (the MLP, the quickest to compile): same losses and parameters
+    as eager (fused kernels may round differently), through D's requires_grad switching between
+    phases, and the same state-dict keys, so checkpoints stay loadable without compiling."""
+    base_losses, base_params, eager = train(FAMILIES["mlp"], steps=3)
+    losses, params, tr = train(FAMILIES["mlp"], ["train.compile=true"], steps=3)
+    assert tr.G._compiled_call_impl is not None and tr.D._compiled_call_impl is not None
+    assert torch.allclose(losses, base_losses, rtol=0, atol=1e-5), (losses, base_losses)
+    assert torch.allclose(params, base_params, rtol=0, atol=1e-5)
+    assert tr.state_dict()["G"].keys() == eager.state_dict()["G"].keys()
+    assert tr.state_dict()["D"].keys() == eager.state_dict()["D"].keys()
