@@ -36,6 +36,8 @@ IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 SR_SCALES = (2, 4)
 CONTENT_LOSSES = ("mse", "l1", "vgg")  # SRGAN's content loss; vgg needs loss.vgg_weights
 SR_METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")  # what an srgan run always logs
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 on a GPU that has it (gan_core/speedups.py)
+Switch = typing.Literal["auto", True, False]  # auto: on for CUDA, off on CPU (gan_core/speedups.py)
 
 
 class ConfigError(ValueError):
@@ -122,6 +124,15 @@ class TrainConfig:
     sample_every_epochs: int = 1
     threads_per_worker: int = 1
     pretrain_images: int = 0  # srgan: content-loss-only (SRResNet) phase for this many images
+    # speed switches, resolved per device by gan_core/speedups.py
+    precision: str = "auto"  # fp32, or bf16 autocast of the forwards (losses stay fp32)
+    channels_last: Switch = "auto"
+    fused_adam: Switch = "auto"
+    grad_bucket_view: Switch = "auto"  # DDP gradient_as_bucket_view
+    compile: bool = False  # torch.compile G and D (minutes of compiling, then faster steps)
+    # batches Ray Data prepares (and moves to the device) ahead; in Ray 2.60 more than 1 makes
+    # the seeded local shuffle's order vary from run to run (measured: tests/integration/test_prefetch.py)
+    prefetch_batches: int = 1
 
 
 @dataclass
@@ -189,6 +200,12 @@ class Config:
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:
     origin = typing.get_origin(typ)
+    if origin is typing.Literal:  # a fixed set of values; YAML gives true/false as bools
+        allowed = typing.get_args(typ)
+        if any(type(value) is type(a) and value == a for a in allowed):
+            return value
+        raise ConfigError(key, f"unknown value {value!r}; choose one of "
+                               f"{', '.join(str(a).lower() for a in allowed)}")
     if origin is typing.Union:  # Optional[X]
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if value is None:
@@ -268,6 +285,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("model.d_cond", cfg.model.d_cond, D_CONDITIONING)
     one_of("data.channels", cfg.data.channels, (1, 3))
     one_of("data.on_bad_sample", cfg.data.on_bad_sample, ("error", "skip"))
+    one_of("train.precision", cfg.train.precision, PRECISIONS)
     for key in ("data.num_samples", "data.image_size", "model.z_dim", "model.g_width",
                 "model.d_width", "model.depth", "model.cond_dim", "model.text_dim",
                 "train.batch_size", "train.epochs", "train.lr_g", "train.lr_d", "train.n_critic",
@@ -280,7 +298,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
-                "train.pretrain_images"):
+                "train.pretrain_images", "train.prefetch_batches"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -298,6 +316,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
     if cfg.model.family == "progan":
         _check_progressive(cfg)
+    if cfg.train.compile and cfg.model.family == "progan":
+        raise ConfigError("train.compile", "progan's fade-in changes alpha every step, and each "
+                                           "value would recompile; set false")
     if cfg.model.pack < 1:
         raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):

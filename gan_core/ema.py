@@ -12,7 +12,8 @@ def ema_beta(batch_images: int, half_life_images: float) -> float:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p, 1.0 - beta)
-    for be, b in zip(ema.buffers(), model.buffers()):
-        be.copy_(b)
+    # one multi-tensor kernel per list instead of one launch per tensor
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - beta)
+    buffers = list(ema.buffers())
+    if buffers:
+        torch._foreach_copy_(buffers, list(model.buffers()))

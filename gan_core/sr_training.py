@@ -35,8 +35,10 @@ class SRTraining(GANTraining):
     def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                  opt_d: torch.optim.Optimizer, loss: LossConfig, scale: int,
                  content: ContentLoss, pretrain_images: int = 0, n_critic: int = 1,
-                 ema_half_life_images: float = 0.0, global_batch: int = 1):
-        super().__init__(G, D, opt_g, opt_d, loss, n_critic, ema_half_life_images, global_batch)
+                 ema_half_life_images: float = 0.0, global_batch: int = 1,
+                 autocast: torch.dtype | None = None):
+        super().__init__(G, D, opt_g, opt_d, loss, n_critic, ema_half_life_images, global_batch,
+                         autocast)
         self.scale, self.content, self.pretrain_images = scale, content, pretrain_images
         self._lr: Tensor | None = None  # this step's low-res input, made from the real batch
 
@@ -55,7 +57,7 @@ class SRTraining(GANTraining):
         return out
 
     def _fake(self, n: int, y: Tensor | None, gen, device, mix=None) -> Tensor:
-        return self.G(self._lr)
+        return self._net(self.G, self._lr)
 
     def _update_ema(self) -> None:
         if self.G_ema is not None:
@@ -63,7 +65,7 @@ class SRTraining(GANTraining):
 
     def _phase_pretrain(self, real: Tensor) -> dict[str, Tensor]:
         self.opt_g.zero_grad(set_to_none=True)
-        loss = self.content(self.G(self._lr), real)
+        loss = self.content(self._net(self.G, self._lr), real)
         loss.backward()
         self.opt_g.step()
         self._update_ema()
@@ -73,10 +75,10 @@ class SRTraining(GANTraining):
         requires_grad(self.D, False)
         try:
             self.opt_g.zero_grad(set_to_none=True)
-            fake = self.G(self._lr)
+            fake = self._net(self.G, self._lr)
             content = self.content(fake, real)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
-                adv = self.loss.g(self.D(fake))
+                adv = self.loss.g(self._judge(fake, None))
             loss = content + self.loss_cfg.adv_weight * adv
             loss.backward()
             self.opt_g.step()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .speedups import host_to_device
+
 CHARS = "abcdefghijklmnopqrstuvwxyz0123456789 ,.-'"
 PAD = 0  # token 0 pads every caption to max_len; characters are 1..len(CHARS)
 VOCAB_SIZE = len(CHARS) + 1
@@ -53,7 +55,7 @@ def encode_per_sample(text: list[list[str]], max_len: int) -> tuple[np.ndarray, 
 def pick_captions(tokens: Tensor, counts: Tensor, gen: torch.Generator) -> Tensor:
     """One of each sample's captions, uniformly: (N, K, L) tokens and (N,) counts -> (N, L).
     The draw comes from `gen` (CPU), so a seeded epoch replays it exactly."""
-    u = torch.rand(len(counts), generator=gen).to(counts.device)
+    u = host_to_device(torch.rand(len(counts), generator=gen), counts.device)
     idx = (u * counts).long().clamp(max=tokens.shape[1] - 1)
     return tokens[torch.arange(len(idx), device=tokens.device), idx]
 

@@ -51,8 +51,10 @@ class GANTraining:
 
     def __init__(self, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                  opt_d: torch.optim.Optimizer, loss: LossConfig, n_critic: int = 1,
-                 ema_half_life_images: float = 0.0, global_batch: int = 1):
+                 ema_half_life_images: float = 0.0, global_batch: int = 1,
+                 autocast: torch.dtype | None = None):
         self.G, self.D, self.opt_g, self.opt_d = G, D, opt_g, opt_d
+        self.autocast = autocast  # e.g. torch.bfloat16: G's and D's forwards in autocast
         self.loss_cfg = loss
         self.loss = get_loss(loss.name)
         self.G_ema = copy.deepcopy(unwrap(G)).eval() if ema_half_life_images > 0 else None
@@ -76,10 +78,18 @@ class GANTraining:
     def _fake(self, n: int, y: Tensor | None, gen: torch.Generator | None, device,
               mix: tuple[Tensor, float] | None = None) -> Tensor:
         z = unwrap(self.G).sample_z(n, gen, device)
-        return self.G(z) if y is None else self.G(z, y, mix)
+        return self._net(self.G, z) if y is None else self._net(self.G, z, y, mix)
 
     def _judge(self, x: Tensor, y: Tensor | None, mix: tuple[Tensor, float] | None = None) -> Tensor:
-        return self.D(x) if y is None else self.D(x, y, mix)
+        return self._net(self.D, x) if y is None else self._net(self.D, x, y, mix)
+
+    def _net(self, net: nn.Module, *args) -> Tensor:
+        """net(*args), under autocast when asked; the output back in fp32, so losses, penalties
+        and D's inputs mixed from reals and fakes are computed in fp32."""
+        if self.autocast is None:
+            return net(*args)
+        with torch.autocast(args[0].device.type, dtype=self.autocast):
+            return net(*args).float()
 
     def step(self, real: Tensor, z_gen: torch.Generator | None = None,
              y: Tensor | None = None) -> dict[str, Tensor]:
@@ -181,8 +191,8 @@ class GANTraining:
         unwrap(self.D).load_state_dict(state["D"])
         if self.G_ema is not None:  # EMA switched on at resume: start it from the trained G
             self.G_ema.load_state_dict(state["G_ema"] if state["G_ema"] is not None else state["G"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        load_optimizer(self.opt_g, state["opt_g"])
+        load_optimizer(self.opt_d, state["opt_d"])
         self.step_index = state["step_index"]
         self.images_seen = state["images_seen"]
 
@@ -197,7 +207,17 @@ def apply_optimizer_config(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Opti
             group["lr"], group["betas"] = lr, betas
 
 
-def make_optimizers(G: nn.Module, D: nn.Module, train) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """The checkpoint's moments and steps with this run's kernels: a checkpoint written with
+    (or without) fused Adam resumes with what this run's device and config chose."""
+    kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in opt.param_groups]
+    groups = [{**saved, **mine} for saved, mine in zip(state["param_groups"], kernels)]
+    opt.load_state_dict({**state, "param_groups": groups})
+
+
+def make_optimizers(G: nn.Module, D: nn.Module, train,
+                    fused: bool = False) -> tuple[torch.optim.Adam, torch.optim.Adam]:
     betas = (train.beta1, train.beta2)
-    return (torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
-            torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas))
+    fused = fused or None  # None: torch's default (foreach on CUDA, a loop on CPU)
+    return (torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas, fused=fused),
+            torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas, fused=fused))

@@ -23,6 +23,7 @@ from gan_core.models import build_models
 from gan_core.models.evaluator import DigitClassifier
 from gan_core.progressive import ProgressiveGANTraining, at_resolution, schedule_for
 from gan_core.sr import save_sr_figure, sr_metrics
+from gan_core.speedups import as_input, ddp_kwargs, prepare_models, resolve
 from gan_core.sr_training import SRTraining, content_loss
 from gan_core.text import encode, pick_captions
 from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config, unwrap
@@ -46,29 +47,41 @@ def _finite_params(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
+def epoch_batches(shard, t, pin_memory: bool, shuffle_seed: int):
+    """One epoch's batches, already on the worker's device: Ray prepares `t.prefetch_batches`
+    ahead and copies each once (from pinned memory without blocking, on a GPU)."""
+    return shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
+                                    prefetch_batches=t.prefetch_batches, pin_memory=pin_memory,
+                                    local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
+                                    local_shuffle_seed=shuffle_seed)
+
+
 def train_loop(config: dict) -> None:
     cfg = from_dict(config["cfg"], check_paths=False)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg.train.threads_per_worker)
     device = ray.train.torch.get_device()
+    fast = resolve(cfg.train, device.type)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     G, D = build_models(cfg)
-    G = ray.train.torch.prepare_model(G)
+    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
+    G = ray.train.torch.prepare_model(G, parallel_strategy_kwargs=ddp_kwargs(fast))
     # D runs two forwards (real, fake) before one backward: no buffer sync between them
-    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
-    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={**ddp_kwargs(fast),
+                                                                   "forward_sync_buffers": False})
+    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
     progressive = cfg.model.family == "progan"
     make = partial(ProgressiveGANTraining, schedule=schedule_for(cfg)) if progressive else GANTraining
     if cfg.model.family == "srgan":
         tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale,
                         content_loss(cfg.loss, _vgg(config, device)), cfg.train.pretrain_images,
                         cfg.train.n_critic, cfg.train.ema_half_life_images,
-                        cfg.train.batch_size * world)
+                        cfg.train.batch_size * world, fast.autocast)
     else:
         tr = make(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                  cfg.train.ema_half_life_images, cfg.train.batch_size * world)
+                  cfg.train.ema_half_life_images, cfg.train.batch_size * world, fast.autocast)
     if tr.G_ema is not None:
         tr.G_ema.to(device)
 
@@ -101,13 +114,11 @@ def train_loop(config: dict) -> None:
         torch.manual_seed(epoch_seed + 1)
         last: dict[str, torch.Tensor] = {}
         window_start, window_steps = time.perf_counter(), 0
-        for batch in shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
-                                              local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
-                                              local_shuffle_seed=cfg.seed + epoch):
+        for batch in epoch_batches(shard, t, fast.pin_memory, cfg.seed + epoch):
             y = batch.get("y")
             if "n_captions" in batch:  # text: one of each image's captions, drawn per step
                 y = pick_captions(y, batch["n_captions"], z_gen)
-            last.update(tr.step(batch["x"], z_gen, y))
+            last.update(tr.step(as_input(batch["x"], fast), z_gen, y))
             window_steps += 1
             if tr.step_index % t.log_every_steps == 0:
                 values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps

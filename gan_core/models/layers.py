@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..speedups import host_to_device
+
 
 class Unpool2x2(nn.Module):
     """Zero-insertion unpooling: each value goes to the top-left of a 2x2 block, zeros elsewhere
@@ -67,4 +69,4 @@ class Generator(nn.Module):
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         # drawn on the CPU so a seeded CPU generator gives the same z on every device
-        return torch.randn(n, self.z_dim, generator=generator).to(device)
+        return host_to_device(torch.randn(n, self.z_dim, generator=generator), device)

@@ -18,6 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from gan_core.config import load_config
 from gan_core.models import build_models
+from gan_core.speedups import ddp_kwargs, prepare_models, resolve
 from gan_core.sr_training import SRTraining, content_loss
 from gan_core.text import encode
 from gan_core.training import GANTraining, make_optimizers
@@ -64,24 +65,35 @@ VARIANTS = {
     "srgan": ["model.family=srgan", "data.random_crops=true", "data.image_size=16",
               "model.sr_scale=2", "model.sr_blocks=1", "train.pretrain_images=8"],
 }
+# DDP's gradient_as_bucket_view: gradients live in the all-reduce buckets (set to None between
+# phases, frozen in G's phase); "<variant>+bucket-view" must end bit-identical to <variant>
+BUCKET_VIEW = "train.grad_bucket_view=true"
+for _name in ("nonsaturating", "r1-16px", "text", "srgan"):
+    VARIANTS[f"{_name}+bucket-view"] = [*VARIANTS[_name], BUCKET_VIEW]
+# every switch at once, under R1's double backward and BatchNorm
+VARIANTS["all-switches"] = ["data.image_size=16", "loss.r1_gamma=1.0", "loss.r1_interval=2",
+                            BUCKET_VIEW, "train.channels_last=true", "train.fused_adam=true",
+                            "train.precision=bf16"]
 CAPTIONS = ["a red bird", "two dogs", "a small cat", "nine fish", "one cow"]
 
 
 def _variant(rank: int, overrides: list) -> dict:
     cfg = load_config(None, [*SMALL, *overrides, "train.ema_half_life_images=100"])
+    fast = resolve(cfg.train, "cpu")
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank, as in the worker
     G, D = build_models(cfg)
+    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
     g_init, d_init = _flat([G]), _flat([D])
-    G = DDP(G)
-    D = DDP(D, forward_sync_buffers=False)  # as pipelines/worker.py wraps D
-    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    G = DDP(G, **ddp_kwargs(fast))
+    D = DDP(D, forward_sync_buffers=False, **ddp_kwargs(fast))  # as pipelines/worker.py wraps D
+    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
     if cfg.model.family == "srgan":
         tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale, content_loss(cfg.loss),
                         cfg.train.pretrain_images, cfg.train.n_critic,
-                        cfg.train.ema_half_life_images, BATCH * WORLD)
+                        cfg.train.ema_half_life_images, BATCH * WORLD, fast.autocast)
     else:
         tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                         cfg.train.ema_half_life_images, BATCH * WORLD)
+                         cfg.train.ema_half_life_images, BATCH * WORLD, fast.autocast)
     data_gen = torch.Generator().manual_seed(1000 + rank)  # different real data per rank
     z_gen = torch.Generator().manual_seed(7 + 10_007 * rank)  # different z per rank
     torch.manual_seed(500 + rank)  # gp interpolation weights differ per rank too
@@ -114,10 +126,18 @@ def _variant(rank: int, overrides: list) -> dict:
     # the local data differ, so identical parameters come from the gradient all-reduce only
     real_same, _ = across_ranks(real.flatten())
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in D.module.modules())
-    return dict(ok=True, keys=keys, d_has_batchnorm=has_bn, identical=all_same, max_abs_diff=max_diff,
+    return dict(ok=True, keys=keys, d_has_batchnorm=has_bn, params=_flat([G.module, D.module]).tolist(),
+                grads_are_bucket_views=_grads_in_buckets(D), identical=all_same, max_abs_diff=max_diff,
                 g_identical=g_same, d_identical=d_same, ema_identical=ema_same,
                 real_identical=real_same,
                 g_changed=not torch.equal(g_init, g_flat), d_changed=not torch.equal(d_init, d_flat))
+
+
+def _grads_in_buckets(ddp: DDP) -> bool:
+    """Whether D's gradients after its last backward share storage with DDP's buckets: with
+    bucket views, parameters of one bucket have gradients in one flat storage."""
+    grads = [p.grad for p in ddp.module.parameters() if p.grad is not None]
+    return len(grads) > 1 and len({g.untyped_storage().data_ptr() for g in grads}) < len(grads)
 
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
@@ -196,6 +216,14 @@ def test_ddp_ranks_stay_identical(ddp_results, variant):
         assert all("g_loss" in k for k in r0["keys"])
     if "loss.mismatch_weight=0.5" in overrides:
         assert all("d_wrong" in k for k in r0["keys"])
+    assert r0["grads_are_bucket_views"] == (BUCKET_VIEW in overrides)
+
+
+@pytest.mark.parametrize("variant", [v.split("+")[0] for v in VARIANTS if "+bucket-view" in v])
+def test_gradient_bucket_views_change_no_number(ddp_results, variant):
+    for r in ddp_results:
+        assert r[variant]["ok"] and r[f"{variant}+bucket-view"]["ok"]
+        assert r[variant]["params"] == r[f"{variant}+bucket-view"]["params"]
 
 
 def _rank0_metrics_worker(rank: int, port: int, out_dir: str) -> None:

@@ -1,6 +1,7 @@
 """ProGAN under DistributedDataParallel (gloo, 2 CPU processes), wrapped as the Ray worker wraps
 it: across the 4x4 -> 8x8 growth step (fade-in and optimizer reset included) every rank must
-hold the same G, D and G_ema, and the new block must have trained."""
+hold the same G, D and G_ema, and the new block must have trained; with DDP's gradient bucket
+views the run must end bit-identical."""
 import datetime
 import json
 import os
@@ -16,8 +17,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from gan_core.config import load_config
 from gan_core.models import build_models
 from gan_core.progressive import ProgressiveGANTraining, schedule_for
+from gan_core.speedups import ddp_kwargs, resolve
 from gan_core.training import make_optimizers
-from tests.unit.test_ddp import WORLD, _flat, _free_port
+from tests.unit.test_ddp import BUCKET_VIEW, WORLD, _flat, _free_port
 
 BATCH = 4
 STEPS = 7  # 2 steps at 4x4, 2 fading in 8x8, 2 stable at 8x8, 1 fading in 16x16
@@ -30,12 +32,13 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="torch.distributed with gloo is not available")
 
 
-def _run(rank: int) -> dict:
-    cfg = load_config(None, CFG)
+def _run(rank: int, switches: list) -> dict:
+    cfg = load_config(None, [*CFG, *switches])
+    bucket_view = ddp_kwargs(resolve(cfg.train, "cpu"))
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg)
     block_init = _flat([G.blocks[0], D.blocks[0]])
-    G, D = DDP(G), DDP(D, forward_sync_buffers=False)
+    G, D = DDP(G, **bucket_view), DDP(D, forward_sync_buffers=False, **bucket_view)
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
     tr = ProgressiveGANTraining(G, D, opt_g, opt_d, cfg.loss, 1, cfg.train.ema_half_life_images,
                                 BATCH * WORLD, schedule=schedule_for(cfg))
@@ -51,6 +54,7 @@ def _run(rank: int) -> dict:
         dist.all_gather(gathered, flat)
         same.append(torch.equal(gathered[0], gathered[1]))
     return {"ok": True, "stages": stages, "identical_each_step": same,
+            "params": _flat([G.module, D.module, tr.G_ema]).tolist(),
             "new_block_trained": not torch.equal(block_init, _flat([G.module.blocks[0], D.module.blocks[0]]))}
 
 
@@ -61,7 +65,8 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
     try:
         dist.init_process_group("gloo", rank=rank, world_size=WORLD,
                                 timeout=datetime.timedelta(seconds=300))
-        result = _run(rank)
+        result = _run(rank, [])
+        result["bucket_view"] = _run(rank, [BUCKET_VIEW])
         dist.barrier()
         result["_complete"] = True
     except Exception:
@@ -89,3 +94,6 @@ def test_growth_step_keeps_ddp_replicas_identical(tmp_path):
     assert r0["stages"] == [4, 4, 8, 8, 8, 8, 16]
     assert r0["identical_each_step"] == [True] * STEPS
     assert r0["new_block_trained"]
+    views = r0["bucket_view"]
+    assert views["identical_each_step"] == [True] * STEPS
+    assert views["params"] == r0["params"]
