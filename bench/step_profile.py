@@ -6,9 +6,10 @@ DDP wrapping, data shard and iter_torch_batches arguments) with timers around it
         [--mnist ../shared/data/mnist] [--set key=value ...]
 
 After a warm-up epoch that only reads data, each run trains the config's epochs "as trained"
-(DDP all-reduces D's and G's gradients and broadcasts G's BatchNorm buffers every G forward, as
-the pipeline does); with 2 workers twice more: "no buf sync" (G's buffer broadcast off) and "no
-comm" (also inside `no_sync`: every collective removed, ranks drift apart, timing only); with 1
+(DDP all-reduces D's and G's gradients, no buffer broadcast, as the pipeline does); with 2
+workers twice more: "G buf sync" (G's BatchNorm buffers broadcast before every G forward, DDP's
+default, which the pipeline used before) and "no comm" (also inside `no_sync`: every collective
+removed, ranks drift apart, timing only); with 1
 worker once more on one epoch of batches held in a list ("cached": no Ray Data, the worker
 process's compute alone, to set beside bench/throughput.py's plain loop). Rows are milliseconds per step, averaged over steps and ranks: waiting for the
 next batch, the D phase (G forward for the fakes, D forwards and backward with the all-reduce
@@ -41,7 +42,7 @@ from gan_core.training import GANTraining, make_optimizers, no_sync  # noqa: E40
 from throughput import MNIST, PRESETS  # noqa: E402
 
 PARTS = ("epoch start", "data wait", "D phase", "D_reg phase", "G phase", "log sync")
-MODES = ("as trained", "no buf sync", "no comm")  # with 2 workers; 1 worker: "cached" too
+MODES = ("as trained", "G buf sync", "no comm")  # with 2 workers; 1 worker: "cached" too
 
 
 class TimedTraining(GANTraining):
@@ -85,8 +86,9 @@ def profile_loop(config: dict) -> None:
     device = ray.train.torch.get_device()
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg)
-    G = ray.train.torch.prepare_model(G)  # as pipelines/worker.py wraps them
-    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs={"forward_sync_buffers": False})
+    ddp = {"forward_sync_buffers": False}  # as pipelines/worker.py wraps them
+    G = ray.train.torch.prepare_model(G, parallel_strategy_kwargs=ddp)
+    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs=ddp)
     t = cfg.train
     tr = TimedTraining(G, D, *make_optimizers(G, D, t), cfg.loss, t.n_critic,
                        t.ema_half_life_images, t.batch_size * world, device=device)
@@ -99,7 +101,7 @@ def profile_loop(config: dict) -> None:
     for mode in ("as trained", "cached") if world == 1 else MODES:
         tr.seconds.clear()
         if hasattr(G, "forward_sync_buffers"):
-            G.forward_sync_buffers = mode == "as trained"
+            G.forward_sync_buffers = mode == "G buf sync"
         steps, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
         for epoch in range(t.epochs):
             gen = torch.Generator().manual_seed(epoch)

@@ -1,5 +1,5 @@
 """GANTraining under DistributedDataParallel (gloo, 2 CPU processes), wrapped as the Ray worker
-wraps it: G and D as separate DDP modules, D with forward_sync_buffers=False. After a few steps
+wraps it: G and D as separate DDP modules with forward_sync_buffers=False. After a few steps
 on different data per rank, every rank must hold the same G and D parameters."""
 import datetime
 import inspect
@@ -84,8 +84,8 @@ def _variant(rank: int, overrides: list) -> dict:
     G, D = build_models(cfg)
     prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
     g_init, d_init = _flat([G]), _flat([D])
-    G = DDP(G, **ddp_kwargs(fast))
-    D = DDP(D, forward_sync_buffers=False, **ddp_kwargs(fast))  # as pipelines/worker.py wraps D
+    G = DDP(G, forward_sync_buffers=False, **ddp_kwargs(fast))  # as pipelines/worker.py wraps them
+    D = DDP(D, forward_sync_buffers=False, **ddp_kwargs(fast))
     opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
     if cfg.model.family == "srgan":
         tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale, content_loss(cfg.loss),

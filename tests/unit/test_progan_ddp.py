@@ -38,7 +38,7 @@ def _run(rank: int, switches: list) -> dict:
     torch.manual_seed(cfg.seed)
     G, D = build_models(cfg)
     block_init = _flat([G.blocks[0], D.blocks[0]])
-    G, D = DDP(G, **bucket_view), DDP(D, forward_sync_buffers=False, **bucket_view)
+    G, D = (DDP(m, forward_sync_buffers=False, **bucket_view) for m in (G, D))
     opt_g, opt_d = make_optimizers(G, D, cfg.train)
     tr = ProgressiveGANTraining(G, D, opt_g, opt_d, cfg.loss, 1, cfg.train.ema_half_life_images,
                                 BATCH * WORLD, schedule=schedule_for(cfg))
