@@ -118,6 +118,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1  # D steps per G step
+    # final share of the run (in images) over which both learning rates fall linearly to 0;
+    # 0 keeps them constant
+    lr_decay: float = 0.0
     ema_half_life_images: float = 10_000.0  # 0 disables EMA of G
     log_every_steps: int = 50
     checkpoint_every_epochs: int = 1
@@ -305,6 +308,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
     for key in ("train.beta1", "train.beta2"):
         if not 0 <= getattr(cfg.train, key.split(".")[1]) < 1:
             raise ConfigError(key, "must be in [0, 1)")
+    if not 0 <= cfg.train.lr_decay <= 1:
+        raise ConfigError("train.lr_decay", f"is a share of the run, in [0, 1]; got {cfg.train.lr_decay!r}")
     toy = cfg.data.source in TOY_SOURCES
     if toy and cfg.model.family != "mlp":
         raise ConfigError("model.family", f"toy source '{cfg.data.source}' needs family 'mlp'")

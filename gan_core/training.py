@@ -198,13 +198,23 @@ class GANTraining:
 
 
 def apply_optimizer_config(opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                           train) -> None:
-    """Write the config's learning rates and Adam betas into restored optimizers: a checkpoint
-    carries the old ones, and the config wins (a PBT mutation, or a changed resume)."""
+                           train, scale: float = 1.0) -> None:
+    """Write the config's learning rates (times `scale`) and Adam betas into the optimizers:
+    a restored checkpoint carries the old ones, and the config wins (a PBT mutation, or a changed
+    resume)."""
     betas = (train.beta1, train.beta2)
     for opt, lr in ((opt_g, train.lr_g), (opt_d, train.lr_d)):
         for group in opt.param_groups:
-            group["lr"], group["betas"] = lr, betas
+            group["lr"], group["betas"] = lr * scale, betas
+
+
+def lr_scale(images_seen: int, total_images: int, decay: float) -> float:
+    """The learning rates' factor after `images_seen` of a run of `total_images`: 1, then linear
+    to 0 over the final `decay` share. A function of images seen, so a resumed run continues the
+    same schedule."""
+    if decay <= 0 or total_images <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (total_images - images_seen) / (decay * total_images)))
 
 
 def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:

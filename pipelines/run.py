@@ -62,7 +62,7 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
     return TorchTrainer(
         train_loop,
         train_loop_config={"cfg": cfg.to_dict(), "tracking_uri": uri, "run_id": run_id,
-                           "storage": storage, **eval_inputs},
+                           "storage": storage, "num_rows": dataset.count(), **eval_inputs},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
             resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),

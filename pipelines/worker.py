@@ -26,7 +26,7 @@ from gan_core.sr import save_sr_figure, sr_metrics
 from gan_core.speedups import as_input, ddp_kwargs, prepare_models, resolve
 from gan_core.sr_training import SRTraining, content_loss
 from gan_core.text import encode, pick_captions
-from gan_core.training import GANTraining, make_optimizers, apply_optimizer_config, unwrap
+from gan_core.training import GANTraining, apply_optimizer_config, lr_scale, make_optimizers, unwrap
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
 
@@ -109,6 +109,8 @@ def train_loop(config: dict) -> None:
     next_eval = (tr.images_seen // every + 1) * every if every else None
     shard = ray.train.get_dataset_shard("train")
     t = cfg.train
+    # each worker's shard holds num_rows // world rows, in whole batches (drop_last)
+    total_images = t.epochs * (config["num_rows"] // world // t.batch_size) * tr.global_batch
     for epoch in range(start_epoch, t.epochs):
         # z and every other draw (GP mixing weights) depend only on (seed, rank, epoch):
         # resuming at an epoch boundary replays them exactly
@@ -121,6 +123,8 @@ def train_loop(config: dict) -> None:
             y = batch.get("y")
             if "n_captions" in batch:  # text: one of each image's captions, drawn per step
                 y = pick_captions(y, batch["n_captions"], z_gen)
+            if t.lr_decay:
+                apply_optimizer_config(opt_g, opt_d, t, lr_scale(tr.images_seen, total_images, t.lr_decay))
             last.update(tr.step(as_input(batch["x"], fast), z_gen, y))
             window_steps += 1
             if tr.step_index % t.log_every_steps == 0:
@@ -130,6 +134,8 @@ def train_loop(config: dict) -> None:
                 elapsed = time.perf_counter() - window_start
                 values["images_per_s"] = window_steps * tr.global_batch / elapsed
                 values["images_seen"] = tr.images_seen
+                if t.lr_decay:
+                    values["lr_g"] = opt_g.param_groups[0]["lr"]
                 if progressive:
                     values.update(resolution=tr.stage.resolution, alpha=tr.stage.alpha)
                 if log:

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_grid_run_tracks_registers_and_generates(workspace):
-    proc = workspace.train(*FAST_GRID, "--set", "train.epochs=3", "--name", "grid-it",
-                           "--experiment", "it")
+    proc = workspace.train(*FAST_GRID, "--set", "train.epochs=3", "--set", "train.lr_decay=0.5",
+                           "--name", "grid-it", "--experiment", "it")
     assert proc.returncode == 0, explain(proc)
 
     client = workspace.client()
@@ -26,6 +26,10 @@ def test_grid_run_tracks_registers_and_generates(workspace):
     # 4096 points / (2 workers x 128) = 16 steps per epoch, logged every 4 steps
     steps = [h.step for h in client.get_metric_history(run.info.run_id, "d_loss")]
     assert steps == [4 * i for i in range(1, 13)]
+    # lr_decay 0.5 of 48 steps: constant for 24, then linear to 0; the step logged as s ran at
+    # images_seen (s - 1) x 256
+    lr = [h.value for h in client.get_metric_history(run.info.run_id, "lr_g")]
+    assert lr == pytest.approx([1e-3 * min(1.0, (48 - (s - 1)) / 24) for s in steps])
     samples = [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
     assert samples == [f"samples/epoch_{e:05d}.png" for e in (1, 2, 3)]
 

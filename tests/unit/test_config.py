@@ -208,6 +208,8 @@ def test_flat_has_dotted_keys():
     ("train.batch_size=0", "train.batch_size"),
     ("loss.gp_weight=-1", "loss.gp_weight"),
     ("train.beta1=1.0", "train.beta1"),
+    ("train.lr_decay=1.5", "train.lr_decay"),
+    ("train.lr_decay=-0.1", "train.lr_decay"),
     ("data.channels=2", "data.channels"),
     ("name=a/b", "name"),
 ])

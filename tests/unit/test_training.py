@@ -11,7 +11,7 @@ from gan_core.config import LOSS_NAMES, load_config
 from gan_core.ema import ema_beta, ema_update
 from gan_core.losses import r1_penalty
 from gan_core.models import build_models
-from gan_core.training import GANTraining, apply_optimizer_config, make_optimizers
+from gan_core.training import GANTraining, apply_optimizer_config, lr_scale, make_optimizers
 
 BATCH = 8
 SMALL = ["model.family=dcgan", "data.image_size=8", "data.channels=1", "model.z_dim=8",
@@ -429,3 +429,23 @@ def test_ema_half_life_counts_images_per_generator_update():
     # G updates every 5th step of 20 images: 100 images per EMA update, a half-life of 100
     tr = GANTraining(G, D, *opts, LossConfig(), n_critic=5, ema_half_life_images=100, global_batch=20)
     assert tr.ema_beta == pytest.approx(0.5)
+
+
+def test_lr_decay_is_constant_then_linear_to_zero_over_the_final_share():
+    total = 1000
+    assert lr_scale(0, total, 0.0) == lr_scale(999, total, 0.0) == 1.0  # off
+    assert lr_scale(0, total, 0.5) == lr_scale(500, total, 0.5) == 1.0
+    assert lr_scale(750, total, 0.5) == pytest.approx(0.5)
+    assert lr_scale(900, total, 0.5) == pytest.approx(0.2)
+    assert lr_scale(total, total, 0.5) == 0.0 and lr_scale(total + 64, total, 0.5) == 0.0
+    assert lr_scale(250, total, 1.0) == pytest.approx(0.75)
+
+
+def test_scaled_optimizer_config_keeps_the_ratio_of_the_two_rates():
+    cfg = load_config(None, [*SMALL, "train.lr_g=1e-4", "train.lr_d=4e-4"])
+    tr = make("train.lr_g=1e-4", "train.lr_d=4e-4")
+    apply_optimizer_config(tr.opt_g, tr.opt_d, cfg.train, 0.25)
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2.5e-5)
+    assert tr.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+    apply_optimizer_config(tr.opt_g, tr.opt_d, cfg.train)  # back to the config's rates
+    assert tr.opt_g.param_groups[0]["lr"] == 1e-4
