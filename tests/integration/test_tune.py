@@ -22,10 +22,10 @@ SMALL = {"data.num_samples": 32768, "train.batch_size": 128, "train.log_every_st
          "ray.cpus_per_worker": 0.25}
 
 
-def sweep_file(workspace, name: str, epochs: int, **spec) -> str:
+def sweep_file(workspace, name: str, epochs: int, overrides: dict | None = None, **spec) -> str:
     body = {"name": name, "base": str(REPO / "tune_configs" / "grid_mlp.yaml"),
             "overrides": {**SMALL, "train.epochs": epochs,
-                          "ray.storage_path": str(workspace.path / "ray")},
+                          "ray.storage_path": str(workspace.path / "ray"), **(overrides or {})},
             "metric": "kl", "mode": "min", **spec}
     path = workspace.path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(body))
@@ -89,7 +89,8 @@ def test_pbt_exploit_continues_from_the_donor_state_with_mutated_rates(workspace
     """Two trials, synchronous PBT after epoch 1: the worse trial must go on from the better
     one's checkpoint (epoch 2 next, not a restart) with the donor's rate x 0.8 or x 1.2 in its
     optimizers (the reported lr_g is read from them). Exact state transfer: test_training.py."""
-    path = sweep_file(workspace, "pbt", epochs=2, num_samples=2,
+    # constant rates: with grid_mlp's lr_decay the reported rate of epoch 2 would be decayed
+    path = sweep_file(workspace, "pbt", epochs=2, num_samples=2, overrides={"train.lr_decay": 0.0},
                       scheduler={"name": "pbt", "perturbation_interval": 1,
                                  "quantile_fraction": 0.5, "resample_probability": 0.0,
                                  "synch": True},
