@@ -89,12 +89,20 @@ def toy_suite(store: Store, toy: str, seeds: int, scale: float) -> list[tuple[st
         runs = [train(store, f"{toy}_mlp.yaml", f"{toy}-p{pack}-s{s}",
                       [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}"])
                 for s in range(seeds)]
-        rows.append((f"{label}, {seeds} seeds", _mean(runs, ("modes", "high_quality", "kl"))))
+        rows += _seed_rows(label, runs, ("modes", "high_quality", "kl"))
     return rows
 
 
 def _mean(runs: list[dict], keys) -> dict:
     return {k: statistics.mean(r[k] for r in runs) for k in keys}
+
+
+def _seed_rows(label: str, runs: list[dict], keys) -> list[tuple[str, dict]]:
+    """One row per seed, then their mean (a mean alone hides a collapsed seed)."""
+    rows = [(f"{label}, seed {s}", {k: r[k] for k in keys}) for s, r in enumerate(runs)]
+    if len(runs) > 1:
+        rows.append((f"{label}, mean of {len(runs)} seeds", _mean(runs, keys)))
+    return rows
 
 
 def ensure_evaluator(store: Store, mnist: str) -> str:
@@ -145,7 +153,7 @@ def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tu
                   [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}",
                    f"data.path={mnist}", "data.num_samples=60000"])
             runs.append(evaluate(store, "stacked-mnist-dcgan", "modes", 26000, mnist))
-        rows.append((f"{label}, {seeds} seeds", _mean(runs, ("modes", "kl"))))
+        rows += _seed_rows(label, runs, ("modes", "kl"))
     return rows
 
 
@@ -214,19 +222,21 @@ def sr_suite(store: Store, seeds: int, scale: float) -> list[tuple[str, dict]]:
         phases["srgan"].append({"psnr": last["psnr"], "ssim": last["ssim"]})
     keys = ("psnr", "ssim")
     return [("bicubic", _mean(phases["bicubic"], keys)),
-            (f"SRResNet ({pre * SR_CROPS:,} images), {seeds} seeds", _mean(phases["srresnet"], keys)),
-            (f"SRGAN (+{adv * SR_CROPS:,} images), {seeds} seeds", _mean(phases["srgan"], keys))]
+            *_seed_rows(f"SRResNet ({pre * SR_CROPS:,} images)", phases["srresnet"], keys),
+            *_seed_rows(f"SRGAN (+{adv * SR_CROPS:,} images)", phases["srgan"], keys)]
 
 
 def print_table(suite: str, rows: list[tuple[str, dict]]) -> None:
     keys = sorted({k for _, r in rows for k in r} | set(TARGETS.get(suite, {})))
     published = [(name, r) for (s, name), r in PUBLISHED.items() if s == suite]
     print(f"\n## {suite}")
+    table = rows + published + [("target", TARGETS.get(suite, {}))]
+    first = max(34, max(len(name) for name, _ in table) + 2)
     widths = [max(14, len(k) + 2) for k in keys]
-    print(f"{'':34}" + "".join(f"{k:>{w}}" for k, w in zip(keys, widths)))
-    for name, r in rows + published + [("target", TARGETS.get(suite, {}))]:
+    print(f"{'':{first}}" + "".join(f"{k:>{w}}" for k, w in zip(keys, widths)))
+    for name, r in table:
         cells = [r.get(k, "") for k in keys]
-        print(f"{name:34}" + "".join(f"{c:>{w}.4g}" if isinstance(c, (int, float)) else f"{c:>{w}}"
+        print(f"{name:{first}}" + "".join(f"{c:>{w}.4g}" if isinstance(c, (int, float)) else f"{c:>{w}}"
                                       for c, w in zip(cells, widths)))
 
 
