@@ -3,15 +3,18 @@ of the pipeline with 1 Ray worker and with 2 workers, each worker with 1 thread 
 per-worker batch.
 
     .venv/bin/python bench/throughput.py [--configs dcgan_mnist,grid_mlp] [--epochs-scale 1.0]
-        [--mnist ../shared/data/mnist] [--set key=value ...]
+        [--mnist ../shared/data/mnist] [--set key=value ...] [--repeats 1]
 
 Per config: `overhead` = pipeline-1-worker step time / plain step time (target <= 1.05),
 `scaling` = 2-worker images/s / 1-worker images/s (target >= 1.8). Pipeline figures are the median
 of the images/s windows rank 0 logs to MLflow (10 steps each, first dropped as warm-up); `run
 mean` is images over the whole logged span (epoch boundaries, Ray reports, checkpoints and
 rank 0's evaluation included). The plain loop shuffles pre-loaded tensors each epoch (what one
-would write by hand). Quote ratios from one run: the machine is shared and noisy. See
-bench/step_profile.py for where a worker's step time goes."""
+would write by hand) and is timed the same way: the median of 10-step windows after the first.
+`--repeats N` runs N rounds of the three, each round back to back, and gives each round's ratios
+and their median: on a shared machine the load drifts between minutes. Quote ratios from one
+run: the machine is shared and noisy. See bench/step_profile.py for where a worker's step time
+goes."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +38,7 @@ from gan_core.models import build_models  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
+LOG_WINDOW = 10  # steps per images/s window, in the plain loop and in the pipeline's log
 # name -> (epochs of the pipeline runs, steps of the plain loop, overrides): runs of 1-2 minutes
 PRESETS = {
     "dcgan_mnist": (2, 100, ["data.path={mnist}"]),
@@ -44,7 +48,8 @@ PRESETS = {
 
 
 def plain_loop(cfg, steps: int) -> float:
-    """images/s of GANTraining.step in one process on pre-loaded, shuffled tensors (no Ray, no DDP)."""
+    """Median images/s over windows of LOG_WINDOW steps of GANTraining.step in one process on
+    pre-loaded, shuffled tensors (no Ray, no DDP): the statistic the pipeline's figure uses."""
     torch.set_num_threads(cfg.train.threads_per_worker)
     data = load_source(cfg.data, seed=cfg.seed)
     x = preprocess_images(data.x, cfg.data.image_size, cfg.data.channels) \
@@ -56,20 +61,18 @@ def plain_loop(cfg, steps: int) -> float:
                      cfg.train.ema_half_life_images, cfg.train.batch_size)
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(0)
     batches = len(x) // bs
-    order = torch.randperm(len(x), generator=gen)
-
-    def run(n):
-        nonlocal order
-        for i in range(n):
+    rates, i = [], 0
+    for window in range(1 + max(1, steps // LOG_WINDOW)):  # window 0 is the warm-up, as in the pipeline's
+        t0 = time.perf_counter()
+        for _ in range(LOG_WINDOW):
             if i % batches == 0:
                 order = torch.randperm(len(x), generator=gen)
             j = (i % batches) * bs
             tr.step(x[order[j:j + bs]], gen)
-
-    run(10)  # warm-up
-    t0 = time.perf_counter()
-    run(steps)
-    return steps * bs / (time.perf_counter() - t0)
+            i += 1
+        if window:
+            rates.append(LOG_WINDOW * bs / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[float, float, float]:
@@ -82,7 +85,7 @@ def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "RAY_AUTH_MODE": "token"}
         cmd = [sys.executable, str(REPO / "pipelines" / "train.py"), "--config", config,
                "--num-workers", str(workers), "--set", f"train.epochs={epochs}",
-               "--set", f"ray.storage_path={tmp}/ray", "--set", "train.log_every_steps=10",
+               "--set", f"ray.storage_path={tmp}/ray", "--set", f"train.log_every_steps={LOG_WINDOW}",
                "--experiment", "bench", *extra]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
@@ -98,28 +101,38 @@ def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[
         return statistics.median([m.value for m in rates][1:] or [rates[0].value]), mean, wall
 
 
-def bench_config(name: str, scale: float, mnist: str, overrides: list[str]) -> None:
+def bench_config(name: str, scale: float, mnist: str, overrides: list[str], repeats: int) -> None:
     epochs, steps, preset = PRESETS.get(name, (2, 200, []))
     sets = [s.format(mnist=mnist) for s in preset] + overrides + ["train.threads_per_worker=1"]
     config = str(REPO / "tune_configs" / f"{name}.yaml")
     epochs = max(1, round(epochs * scale))
     cfg = load_config(config, sets)
     extra = [a for s in sets for a in ("--set", s)]
-    base = plain_loop(cfg, max(20, round(steps * scale)))
-    rows = [("plain PyTorch loop, 1 process", base, float("nan"), float("nan"), 1)]
-    for w in (1, 2):
-        rate, mean, wall = pipeline(config, w, epochs, extra)
-        rows.append((f"pipeline, {w} Ray worker{'s' if w > 1 else ''} x 1 thread", rate, mean, wall, w))
     bs = cfg.train.batch_size
     print(f"\nconfig {name}: {cfg.model.family}, {cfg.data.source}, batch {bs}/worker, 1 thread/worker, "
           f"{epochs} epochs, {os.cpu_count()} CPUs")
-    print(f"{'setup':38} {'images/s':>9} {'step ms':>8} {'run mean':>9} {'vs plain':>9} {'wall s':>7}")
-    for label, rate, mean, wall, w in rows:
-        print(f"{label:38} {rate:9.0f} {1000 * bs * w / rate:8.2f} {mean:9.0f} {rate / base:9.3f} "
-              f"{wall:7.1f}")
-    one, two = rows[1][1], rows[2][1]
-    print(f"step overhead (1-worker step / plain step): {base / one:.3f}  (target <= 1.05)")
-    print(f"scaling (2 workers / 1 worker, images/s):   {two / one:.3f}  (target >= 1.8)")
+    print(f"{'setup':44} {'images/s':>9} {'step ms':>8} {'run mean':>9} {'vs plain':>9} {'wall s':>7}")
+    overheads, scalings = [], []
+    # Each round measures all three back to back, so a round's ratios share the machine's load.
+    for r in range(1, repeats + 1):
+        tag = f"round {r}: " if repeats > 1 else ""
+        base = plain_loop(cfg, max(2 * LOG_WINDOW, round(steps * scale)))
+        rows = [(f"{tag}plain PyTorch loop, 1 process", base, float("nan"), float("nan"), 1)]
+        for w in (1, 2):
+            rate, mean, wall = pipeline(config, w, epochs, extra)
+            rows.append((f"{tag}pipeline, {w} Ray worker{'s' if w > 1 else ''} x 1 thread",
+                         rate, mean, wall, w))
+        for label, rate, mean, wall, w in rows:
+            print(f"{label:44} {rate:9.0f} {1000 * bs * w / rate:8.2f} {mean:9.0f} {rate / base:9.3f} "
+                  f"{wall:7.1f}", flush=True)
+        overheads.append(base / rows[1][1])
+        scalings.append(rows[2][1] / rows[1][1])
+    each = (lambda v: f"  (rounds: {', '.join(f'{x:.3f}' for x in v)})") if repeats > 1 else (lambda v: "")
+    median = "median " if repeats > 1 else ""
+    print(f"step overhead (1-worker step / plain step): {median}{statistics.median(overheads):.3f}"
+          f"  (target <= 1.05){each(overheads)}")
+    print(f"scaling (2 workers / 1 worker, images/s):   {median}{statistics.median(scalings):.3f}"
+          f"  (target >= 1.8){each(scalings)}")
 
 
 def main() -> None:
@@ -129,9 +142,14 @@ def main() -> None:
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply run lengths")
     p.add_argument("--mnist", default=str(MNIST))
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--repeats", type=int, default=1,
+                   help="rounds of plain / 1 worker / 2 workers, each round back to back; the "
+                        "ratios are the median over rounds (default 1)")
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1, got {args.repeats}")
     for name in (c.strip() for c in args.configs.split(",") if c.strip()):
-        bench_config(name, args.epochs_scale, args.mnist, args.overrides)
+        bench_config(name, args.epochs_scale, args.mnist, args.overrides, args.repeats)
 
 
 if __name__ == "__main__":
