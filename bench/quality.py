@@ -2,10 +2,10 @@
 published ones and the targets.
 
     .venv/bin/python bench/quality.py [--suites ring,grid,mnist,stacked,cgan,gancls,progan,sr] [--seeds 3]
-        [--epochs-scale 1.0] [--mnist ../shared/data/mnist]
+        [--epochs-scale 1.0] [--mnist ../shared/data/mnist] [--toy-packs 1,4]
 
 Suites: ring / grid (PacGAN Table 1 protocol: 2,500 samples; modes, % high quality, reverse KL)
-with a plain D and a PacGAN4 D; mnist (classifier FID and IS beside the real-vs-real floor);
+with a plain D and a PacGAN4 D (`--toy-packs`); mnist (classifier FID and IS beside the real-vs-real floor);
 stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol); cgan (the
 class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); gancls (text-to-image
 on MNIST with generated captions: accuracy against the caption's digit, attribute rank
@@ -82,10 +82,11 @@ def train(store: Store, config: str, name: str, sets: list[str]) -> dict:
     return store.final_metrics(name)
 
 
-def toy_suite(store: Store, toy: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
+def toy_suite(store: Store, toy: str, seeds: int, scale: float, packs: list[int]) -> list[tuple[str, dict]]:
     epochs = max(1, round(20 * scale))
     rows = []
-    for label, pack in (("GAN (ours)", 1), ("PacGAN4 (ours)", 4)):
+    for pack in packs:
+        label = "GAN (ours)" if pack == 1 else f"PacGAN{pack} (ours)"
         runs = [train(store, f"{toy}_mlp.yaml", f"{toy}-p{pack}-s{s}",
                       [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}"])
                 for s in range(seeds)]
@@ -245,16 +246,25 @@ def main() -> None:
     p.add_argument("--suites", default="ring,grid,mnist,stacked")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply each suite's epochs")
+    p.add_argument("--toy-packs", default="1,4",
+                   help="ring and grid: the discriminator packings to train, comma-separated "
+                        "(1 = plain GAN; default 1,4)")
     p.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
     args = p.parse_args()
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    try:
+        packs = [int(v) for v in args.toy_packs.split(",") if v.strip()]
+    except ValueError:
+        p.error(f"--toy-packs must be comma-separated integers, got {args.toy_packs!r}")
+    if not packs or min(packs) < 1:
+        p.error(f"--toy-packs needs packings >= 1, got {args.toy_packs!r}")
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp))
         if {"mnist", "stacked", "cgan", "gancls", "progan"} & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
             if suite in ("ring", "grid"):
-                rows = toy_suite(store, suite, args.seeds, args.epochs_scale)
+                rows = toy_suite(store, suite, args.seeds, args.epochs_scale, packs)
             elif suite == "mnist":
                 rows = image_suite(store, args.mnist, args.seeds, max(1, round(20 * args.epochs_scale)),
                                    "dcgan_mnist.yaml", "mnist-dcgan", "DCGAN (ours)",
