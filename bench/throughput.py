@@ -127,13 +127,16 @@ def bench_config(name: str, scale: float, mnist: str, overrides: list[str], repe
                   f"{wall:7.1f}", flush=True)
         overheads.append(base / rows[1][1])
         scalings.append(rows[2][1] / rows[1][1])
-    each = (lambda v: f"  (rounds: {', '.join(f'{x:.3f}' for x in v)})") if repeats > 1 else (lambda v: "")
-    median = "median " if repeats > 1 else ""
-    print(f"step overhead (1-worker step / plain step): {median}{statistics.median(overheads):.3f}"
-          f"  (target <= 1.05){each(overheads)}")
-    print(f"scaling (2 workers / 1 worker, images/s):   {median}{statistics.median(scalings):.3f}"
-          f"  (target >= 1.8){each(scalings)}")
+    print(_ratio_line("step overhead (1-worker step / plain step): ", overheads, "target <= 1.05"))
+    print(_ratio_line("scaling (2 workers / 1 worker, images/s):   ", scalings, "target >= 1.8"))
 
+
+def _ratio_line(label: str, ratios: list[float], target: str) -> str:
+    """One round: its ratio; several: their median, then each round's."""
+    if len(ratios) == 1:
+        return f"{label}{ratios[0]:.3f}  ({target})"
+    rounds = ", ".join(f"{r:.3f}" for r in ratios)
+    return f"{label}median {statistics.median(ratios):.3f}  ({target})  (rounds: {rounds})"
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
