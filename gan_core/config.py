@@ -36,6 +36,7 @@ IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 SR_SCALES = (2, 4)
 CONTENT_LOSSES = ("mse", "l1", "vgg")  # SRGAN's content loss; vgg needs loss.vgg_weights
 SR_METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")  # what an srgan run always logs
+AUGMENT_POLICIES = ("translation", "cutout")  # loss.diffaugment (gan_core/augment.py)
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 on a GPU that has it (gan_core/speedups.py)
 Switch = typing.Literal["auto", True, False]  # auto: on for CUDA, off on CPU (gan_core/speedups.py)
 
@@ -107,6 +108,9 @@ class LossConfig:
     content: str = "mse"  # srgan: pixel mse or l1, or vgg (features of loss.vgg_weights)
     adv_weight: float = 1e-3  # srgan: weight of the adversarial term beside the content loss
     vgg_weights: Optional[str] = None  # srgan: a VGG19 state-dict file for content=vgg
+    # DiffAugment: transforms applied to every image D sees, real and fake (gan_core/augment.py);
+    # against D memorising a small training set. e.g. [translation, cutout]
+    diffaugment: list = field(default_factory=list)
 
 
 @dataclass
@@ -370,6 +374,11 @@ def _check(cfg: Config, check_paths: bool) -> None:
             raise ConfigError("data.path", f"no such file or directory: {cfg.data.path}")
     for name in cfg.eval.metrics:
         one_of("eval.metrics", name, IMAGE_METRICS)
+    for name in cfg.loss.diffaugment:
+        one_of("loss.diffaugment", name, AUGMENT_POLICIES)
+    if cfg.loss.diffaugment and toy:
+        raise ConfigError("loss.diffaugment", f"augments images; toy source '{cfg.data.source}' "
+                                              "gives points: set []")
     if cfg.data.source == "stacked_mnist" and set(cfg.eval.metrics) - {"modes", "swd"}:
         raise ConfigError("eval.metrics", "Stacked MNIST is judged per channel: use modes (and swd); "
                           "the 1-channel evaluator cannot take fid/kid/is/pr on 3 channels")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .augment import diff_augment
 from .config import LossConfig
 from .ema import ema_beta, ema_update
 from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
@@ -81,6 +82,8 @@ class GANTraining:
         return self._net(self.G, z) if y is None else self._net(self.G, z, y, mix)
 
     def _judge(self, x: Tensor, y: Tensor | None, mix: tuple[Tensor, float] | None = None) -> Tensor:
+        if self.loss_cfg.diffaugment:  # every D input, real or fake, in every phase
+            x = diff_augment(x, self.loss_cfg.diffaugment)
         return self._net(self.D, x) if y is None else self._net(self.D, x, y, mix)
 
     def _net(self, net: nn.Module, *args) -> Tensor:
