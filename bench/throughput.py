@@ -138,6 +138,7 @@ def _ratio_line(label: str, ratios: list[float], target: str) -> str:
     rounds = ", ".join(f"{r:.3f}" for r in ratios)
     return f"{label}median {statistics.median(ratios):.3f}  ({target})  (rounds: {rounds})"
 
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="dcgan_mnist,grid_mlp",
