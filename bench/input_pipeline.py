@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from gan_core.config import from_dict, load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
-from step_profile import _batches, _data_only  # noqa: E402
+from step_profile import _data_only  # noqa: E402
 from throughput import MNIST, plain_loop  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def main() -> None:
     config = str(REPO / "tune_configs" / f"{args.config}.yaml")
     base = load_config(config, [f"data.path={args.mnist}", "train.threads_per_worker=1",
                                 f"train.epochs={args.epochs + 1}"])
-    consumption = args.consumption or plain_loop(base, 60)
+    consumption = args.consumption or plain_loop(base, 60)[0]  # its images/s
     mnist = load_source(base.data)
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": f"{REPO}:{REPO / 'bench'}"}})
     rows = []

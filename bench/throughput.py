@@ -5,13 +5,22 @@ per-worker batch.
     .venv/bin/python bench/throughput.py [--configs dcgan_mnist,grid_mlp] [--epochs-scale 1.0]
         [--mnist ../shared/data/mnist] [--set key=value ...] [--repeats 1]
 
-Per config: `overhead` = pipeline-1-worker step time / plain step time (target <= 1.05),
-`scaling` = 2-worker images/s / 1-worker images/s (target >= 1.8). Pipeline figures are the median
+A round runs the plain loop before, between and after the two pipeline runs. A pipeline run's `vs
+plain` is its images/s over the mean of the plain loop's on either side: the machine's speed
+drifts by 10% between minutes (the `vs plain` of the later plain rows shows by how much), and
+bracketing cancels the drift that is linear in time. Per config: `overhead` = 1 / the 1-worker run's
+`vs plain` (its step time over the plain step time; target <= 1.05), `scaling` = the 2-worker
+run's `vs plain` over the 1-worker run's (target >= 1.8). Pipeline figures are the median
 of the images/s windows rank 0 logs to MLflow (10 steps each, first dropped as warm-up); `run
 mean` is images over the whole logged span (epoch boundaries, Ray reports, checkpoints and
 rank 0's evaluation included). The plain loop shuffles pre-loaded tensors each epoch (what one
 would write by hand) and is timed the same way: the median of 10-step windows after the first.
-`--repeats N` runs N rounds of the three, each round back to back, and gives each round's ratios
+`cpu wait` and `blocked` are the median shares of those windows the training thread (rank 0's in
+the pipeline) spent runnable without a CPU (other processes had the cores), and neither running
+nor runnable (waiting on a lock such as the GIL, on I/O, on the other rank, or on the
+hypervisor), from Linux's schedstat: time the step lost, not time it computed. `system` is the
+share it spent on a CPU in the kernel (page faults, system calls): work the plain loop may not do.
+`--repeats N` runs N rounds, each back to back, and gives each round's ratios
 and their median: on a shared machine the load drifts between minutes. Quote ratios from one
 run: the machine is shared and noisy. See bench/step_profile.py for where a worker's step time
 goes."""
@@ -35,10 +44,12 @@ from gan_core.config import load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
 from gan_core.data.transforms import preprocess_images, preprocess_points  # noqa: E402
 from gan_core.models import build_models  # noqa: E402
+from gan_core.thread_time import Window  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 LOG_WINDOW = 10  # steps per images/s window, in the plain loop and in the pipeline's log
+SHARES = ("cpu_wait_share", "blocked_share", "system_share")  # the worker's gan_core.thread_time figures
 # name -> (epochs of the pipeline runs, steps of the plain loop, overrides): runs of 1-2 minutes
 PRESETS = {
     "dcgan_mnist": (2, 100, ["data.path={mnist}"]),
@@ -47,9 +58,10 @@ PRESETS = {
 }
 
 
-def plain_loop(cfg, steps: int) -> float:
-    """Median images/s over windows of LOG_WINDOW steps of GANTraining.step in one process on
-    pre-loaded, shuffled tensors (no Ray, no DDP): the statistic the pipeline's figure uses."""
+def plain_loop(cfg, steps: int) -> tuple[float, float, float, float]:
+    """(median images/s, median CPU-wait, blocked and system shares) over windows of LOG_WINDOW steps of
+    GANTraining.step in one process on pre-loaded, shuffled tensors (no Ray, no DDP): the
+    statistics the pipeline's figures use."""
     torch.set_num_threads(cfg.train.threads_per_worker)
     data = load_source(cfg.data, seed=cfg.seed)
     x = preprocess_images(data.x, cfg.data.image_size, cfg.data.channels) \
@@ -61,22 +73,29 @@ def plain_loop(cfg, steps: int) -> float:
                      cfg.train.ema_half_life_images, cfg.train.batch_size)
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(0)
     batches = len(x) // bs
-    rates, i = [], 0
+    rates, shares, i = [], [], 0
     for window in range(1 + max(1, steps // LOG_WINDOW)):  # window 0 is the warm-up, as in the pipeline's
-        t0 = time.perf_counter()
+        timer = Window()
         for _ in range(LOG_WINDOW):
             if i % batches == 0:
                 order = torch.randperm(len(x), generator=gen)
             j = (i % batches) * bs
             tr.step(x[order[j:j + bs]], gen)
             i += 1
+        spent = timer.close()
         if window:
-            rates.append(LOG_WINDOW * bs / (time.perf_counter() - t0))
-    return statistics.median(rates)
+            rates.append(LOG_WINDOW * bs / spent.elapsed)
+            shares.append([_known(v) for v in spent[1:]])
+    return statistics.median(rates), *(statistics.median(col) for col in zip(*shares))
 
 
-def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[float, float, float]:
-    """(median images/s of the logged windows, images/s over the logged span, wall seconds of
+def _known(share) -> float:
+    return float("nan") if share is None else share
+
+
+def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[float, ...]:
+    """(median images/s of the logged windows, median CPU-wait, blocked and system shares of rank
+    0's training thread over the same windows, images/s over the logged span, wall seconds of
     train.py) of a real run."""
     from mlflow.tracking import MlflowClient
 
@@ -98,7 +117,15 @@ def pipeline(config: str, workers: int, epochs: int, extra: list[str]) -> tuple[
         seen = sorted(client.get_metric_history(run.info.run_id, "images_seen"), key=lambda m: m.step)
         span = (seen[-1].timestamp - seen[0].timestamp) / 1000
         mean = (seen[-1].value - seen[0].value) / span if span > 0 else float("nan")
-        return statistics.median([m.value for m in rates][1:] or [rates[0].value]), mean, wall
+        shares = [_after_warmup(m.value for m in client.get_metric_history(run.info.run_id, key))
+                  for key in SHARES]
+        return (_after_warmup(m.value for m in rates), *shares, mean, wall)
+
+
+def _after_warmup(values) -> float:
+    """Median of the logged windows after the first (warm-up), as the plain loop's."""
+    values = list(values)
+    return statistics.median(values[1:] or values) if values else float("nan")
 
 
 def bench_config(name: str, scale: float, mnist: str, overrides: list[str], repeats: int) -> None:
@@ -111,22 +138,27 @@ def bench_config(name: str, scale: float, mnist: str, overrides: list[str], repe
     bs = cfg.train.batch_size
     print(f"\nconfig {name}: {cfg.model.family}, {cfg.data.source}, batch {bs}/worker, 1 thread/worker, "
           f"{epochs} epochs, {os.cpu_count()} CPUs")
-    print(f"{'setup':44} {'images/s':>9} {'step ms':>8} {'run mean':>9} {'vs plain':>9} {'wall s':>7}")
+    print(f"{'setup':44} {'images/s':>9} {'step ms':>8} {'cpu wait':>8} {'blocked':>8} {'system':>8} "
+          f"{'run mean':>9} {'vs plain':>9} {'wall s':>7}")
     overheads, scalings = [], []
-    # Each round measures all three back to back, so a round's ratios share the machine's load.
+    plain_steps = max(2 * LOG_WINDOW, round(steps * scale))
     for r in range(1, repeats + 1):
         tag = f"round {r}: " if repeats > 1 else ""
-        base = plain_loop(cfg, max(2 * LOG_WINDOW, round(steps * scale)))
-        rows = [(f"{tag}plain PyTorch loop, 1 process", base, float("nan"), float("nan"), 1)]
+        plain = [plain_loop(cfg, plain_steps)]
+        rows = [(f"{tag}plain PyTorch loop, 1 process", *plain[0], float("nan"), float("nan"), 1, 1.0)]
         for w in (1, 2):
-            rate, mean, wall = pipeline(config, w, epochs, extra)
-            rows.append((f"{tag}pipeline, {w} Ray worker{'s' if w > 1 else ''} x 1 thread",
-                         rate, mean, wall, w))
-        for label, rate, mean, wall, w in rows:
-            print(f"{label:44} {rate:9.0f} {1000 * bs * w / rate:8.2f} {mean:9.0f} {rate / base:9.3f} "
-                  f"{wall:7.1f}", flush=True)
-        overheads.append(base / rows[1][1])
-        scalings.append(rows[2][1] / rows[1][1])
+            run = pipeline(config, w, epochs, extra)
+            plain.append(plain_loop(cfg, plain_steps))
+            rows.append((f"{tag}pipeline, {w} Ray worker{'s' if w > 1 else ''} x 1 thread", *run, w,
+                         run[0] / statistics.mean(p[0] for p in plain[-2:])))
+            rows.append((f"{tag}plain PyTorch loop, again", *plain[-1], float("nan"), float("nan"), 1,
+                         plain[-1][0] / plain[0][0]))
+        for label, rate, wait, blocked, system, mean, wall, w, vs_plain in rows:
+            print(f"{label:44} {rate:9.0f} {1000 * bs * w / rate:8.2f} {100 * wait:7.1f}% "
+                  f"{100 * blocked:7.1f}% {100 * system:7.1f}% {mean:9.0f} {vs_plain:9.3f} {wall:7.1f}",
+                  flush=True)
+        overheads.append(1 / rows[1][-1])
+        scalings.append(rows[3][-1] / rows[1][-1])
     print(_ratio_line("step overhead (1-worker step / plain step): ", overheads, "target <= 1.05"))
     print(_ratio_line("scaling (2 workers / 1 worker, images/s):   ", scalings, "target >= 1.8"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray
 from mlflow.tracking import MlflowClient
@@ -19,6 +20,9 @@ from pipelines.sweep_trial import run_trial
 from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
 from pipelines.tracking import RUN_NAME_TAG, log_skipped, start_or_resume_run
 from pipelines.tune import concurrency, scheduler, search_space
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def _space_params(sweep: Sweep) -> dict:

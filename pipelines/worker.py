@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -26,6 +25,7 @@ from gan_core.sr import save_sr_figure, sr_metrics
 from gan_core.speedups import as_input, ddp_kwargs, prepare_models, resolve
 from gan_core.sr_training import SRTraining, content_loss
 from gan_core.text import encode, pick_captions
+from gan_core.thread_time import Window
 from gan_core.training import GANTraining, apply_optimizer_config, lr_scale, make_optimizers, unwrap
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
@@ -118,7 +118,7 @@ def train_loop(config: dict) -> None:
         z_gen = torch.Generator().manual_seed(epoch_seed)
         torch.manual_seed(epoch_seed + 1)
         last: dict[str, torch.Tensor] = {}
-        window_start, window_steps = time.perf_counter(), 0
+        window, window_steps = Window(), 0
         for batch in epoch_batches(shard, t, fast.pin_memory, cfg.seed + epoch):
             y = batch.get("y")
             if "n_captions" in batch:  # text: one of each image's captions, drawn per step
@@ -131,8 +131,11 @@ def train_loop(config: dict) -> None:
                 values = {k: v.item() for k, v in last.items()}  # the only host sync: log steps
                 if _any_rank(not all(math.isfinite(v) for v in values.values()), device):
                     return _stop_diverged(config, log, values, tr.step_index)
-                elapsed = time.perf_counter() - window_start
-                values["images_per_s"] = window_steps * tr.global_batch / elapsed
+                spent = window.close()
+                values["images_per_s"] = window_steps * tr.global_batch / spent.elapsed
+                if spent.cpu_wait is not None:  # where the window's time went besides compute
+                    values.update(cpu_wait_share=spent.cpu_wait, blocked_share=spent.blocked,
+                                  system_share=spent.system)
                 values["images_seen"] = tr.images_seen
                 if t.lr_decay:
                     values["lr_g"] = opt_g.param_groups[0]["lr"]
@@ -140,7 +143,7 @@ def train_loop(config: dict) -> None:
                     values.update(resolution=tr.stage.resolution, alpha=tr.stage.alpha)
                 if log:
                     log.metrics(values, tr.step_index)
-                window_start, window_steps = time.perf_counter(), 0
+                window, window_steps = Window(), 0
             if judge and progressive and tr.completed_resolution:
                 judge.log_resolution(tr, log, tr.completed_resolution)
             if every and tr.images_seen >= next_eval:

@@ -20,9 +20,11 @@ def test_grid_run_tracks_registers_and_generates(workspace):
     assert run.info.status == "FINISHED"
     assert run.data.params["train.lr_g"] == "0.001" and run.data.params["ray.num_workers"] == "2"
     m = run.data.metrics
-    for key in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "modes", "high_quality", "kl"):
+    for key in ("d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "cpu_wait_share", "system_share", "modes",
+                "high_quality", "kl"):
         assert key in m, key
     assert 0 < m["images_per_s"] and 0 <= m["high_quality"] <= 1 and 0 <= m["modes"] <= 25
+    assert 0 <= m["cpu_wait_share"] < 1 and 0 <= m["system_share"] < 1
     # 4096 points / (2 workers x 128) = 16 steps per epoch, logged every 4 steps
     steps = [h.step for h in client.get_metric_history(run.info.run_id, "d_loss")]
     assert steps == [4 * i for i in range(1, 13)]

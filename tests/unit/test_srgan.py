@@ -1,7 +1,6 @@
 """SRGAN: pixel-shuffle shapes, the discriminator on any crop size, config errors naming the key,
 the SR update (pretrain phase, switch, exact resume), tiled upscaling, VGG weights, and a round
 trip on a real photograph."""
-import numpy as np
 import pytest
 import torch
 
