@@ -167,6 +167,9 @@ class RayConfig:
     max_failures: int = 0
     storage_path: str = "ray_results"  # relative paths resolve against the working directory
     num_to_keep: int = 2
+    # Freed memory a worker keeps instead of handing it back to the kernel and faulting it in again
+    # next step (glibc's malloc; 0: glibc's own dynamic thresholds). See pipelines/run.py.
+    malloc_trim_threshold_mb: int = 1024
 
 
 @dataclass
@@ -305,7 +308,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
-                "train.pretrain_images", "train.prefetch_batches"):
+                "train.pretrain_images", "train.prefetch_batches", "ray.malloc_trim_threshold_mb"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
