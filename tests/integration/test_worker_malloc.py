@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.integration,
 
 def _faults_per_step(config: dict) -> None:
     """The most page faults per step of 3 training-like threads alive at once: glibc gives
-    concurrent threads different arenas, and at most one of them the main arena, which does not
-    hand memory back (a lone thread may land on it: then glibc's defaults look harmless)."""
+    concurrent threads different arenas, and at most one of them the main arena, which kept its
+    memory here (a lone thread may land on it: then glibc's defaults look harmless)."""
     import threading
     from pathlib import Path
 
