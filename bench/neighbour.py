@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import MNIST, PRESETS, REPO, plain_loop  # noqa: E402
+from throughput import MNIST, REPO, plain_loop, preset  # noqa: E402
 
 from gan_core.config import load_config  # noqa: E402
 
@@ -56,8 +56,7 @@ def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         p.error(f"needs 2 CPUs, this process may use {len(cpus)}")
-    _, _, preset = PRESETS.get(args.config, (0, 0, []))
-    sets = [s.format(mnist=args.mnist) for s in preset] + ["train.threads_per_worker=1"]
+    _, _, sets = preset(args.config, args.mnist)
     cfg = load_config(str(REPO / "tune_configs" / f"{args.config}.yaml"), sets)
     os.sched_setaffinity(0, {cpus[0]})
     print(f"config {args.config}: plain loop on CPU {cpus[0]}, neighbour on CPU {cpus[1]}, "

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from gan_core.config import from_dict, load_config  # noqa: E402
 from gan_core.models import build_models  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers, no_sync  # noqa: E402
-from throughput import MNIST, PRESETS  # noqa: E402
+from throughput import MNIST, preset  # noqa: E402
 
 PARTS = ("epoch start", "data wait", "D phase", "D_reg phase", "G phase", "log sync")
 MODES = ("as trained", "G buf sync", "no comm")  # with 2 workers; 1 worker: "cached" too
@@ -219,9 +219,8 @@ def main() -> None:
     args = p.parse_args()
     ray.init(runtime_env={"env_vars": {"PYTHONPATH": f"{REPO}:{REPO / 'bench'}"}})
     for name in (c.strip() for c in args.configs.split(",") if c.strip()):
-        epochs, _, preset = PRESETS.get(name, (2, 0, []))
-        sets = [s.format(mnist=args.mnist) for s in preset] + args.overrides + [
-            "train.threads_per_worker=1", f"train.epochs={max(1, round(epochs * args.epochs_scale))}"]
+        epochs, _, sets = preset(name, args.mnist, args.overrides)
+        sets.append(f"train.epochs={max(1, round(epochs * args.epochs_scale))}")
         cfg = load_config(str(REPO / "tune_configs" / f"{name}.yaml"), sets)
         print_profile(name, cfg, {w: run(cfg, w) for w in (1, 2)})
 

@@ -58,6 +58,14 @@ PRESETS = {
 }
 
 
+def preset(name: str, mnist: str, overrides=()) -> tuple[int, int, list[str]]:
+    """A tune_configs name's (pipeline epochs, plain-loop steps, `--set` overrides): its preset's,
+    then the caller's, then one thread per worker, as every benchmark here compares them."""
+    epochs, steps, sets = PRESETS.get(name, (2, 200, []))
+    return epochs, steps, [s.format(mnist=mnist) for s in sets] + list(overrides) + \
+        ["train.threads_per_worker=1"]
+
+
 def plain_loop(cfg, steps: int) -> tuple[float, float, float, float]:
     """(median images/s, median CPU-wait, blocked and system shares) over windows of LOG_WINDOW steps of
     GANTraining.step in one process on pre-loaded, shuffled tensors (no Ray, no DDP): the
@@ -129,8 +137,7 @@ def _after_warmup(values) -> float:
 
 
 def bench_config(name: str, scale: float, mnist: str, overrides: list[str], repeats: int) -> None:
-    epochs, steps, preset = PRESETS.get(name, (2, 200, []))
-    sets = [s.format(mnist=mnist) for s in preset] + overrides + ["train.threads_per_worker=1"]
+    epochs, steps, sets = preset(name, mnist, overrides)
     config = str(REPO / "tune_configs" / f"{name}.yaml")
     epochs = max(1, round(epochs * scale))
     cfg = load_config(config, sets)

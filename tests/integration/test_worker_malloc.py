@@ -67,7 +67,8 @@ def _run(tmp_path, threshold_mb: int) -> float:
     cfg = load_config(None, [f"ray.malloc_trim_threshold_mb={threshold_mb}"])
     out = tmp_path / f"faults-{threshold_mb}.txt"
     trainer = TorchTrainer(
-        _faults_per_step, train_loop_config={"out": str(out)}, scaling_config=ray.train.ScalingConfig(num_workers=1),
+        _faults_per_step, train_loop_config={"out": str(out)},
+        scaling_config=ray.train.ScalingConfig(num_workers=1),
         run_config=ray.train.RunConfig(name=f"malloc-{threshold_mb}", storage_path=str(tmp_path),
                                        worker_runtime_env=worker_runtime_env(cfg, environ={})))
     trainer.fit()
