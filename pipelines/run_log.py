@@ -1,7 +1,9 @@
 """Rank 0's MLflow logging, off the training thread.
 
-Writes go through a queue to one background thread, in order. Training never waits on the
-tracking server: while it is unreachable or restarting, writes wait in the queue and are retried
+Writes go through a queue to one background thread, in order. Metrics are written together, at
+most once every METRICS_EVERY_S (and at once on `flush`): each write costs the SQLite store
+about 8 ms of Python, and that thread's time is taken from the training thread's under the GIL
+(docs/benchmarks.md). Training never waits on the tracking server: while it is unreachable or restarting, writes wait in the queue and are retried
 with backoff until they land, with one warning when logging falls behind and one when it has
 caught up. Without a run (a sweep trial, whose driver logs for it) metrics are dropped and
 figures wait in `pending` to travel inside the next checkpoint."""
@@ -15,12 +17,13 @@ import time
 import warnings
 from pathlib import Path
 
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from pipelines.tracking import log_metrics
-
 MAX_BACKOFF_S = 30.0
+METRICS_EVERY_S = 5.0
+MAX_METRICS_PER_WRITE = 1000  # MLflow's limit for one log_batch
 STEP_KEY = "images_seen"  # logged at every logging step
 
 
@@ -32,7 +35,10 @@ class RankZeroLog:
         self.logged_through = self._last_logged_step() if run_id else -1
         self.pending: list[tuple[str, str]] = []  # (file, folder) for the next checkpoint
         self._files = tempfile.TemporaryDirectory()  # copies: the caller may delete its file
+        # (fn, args) calls, or (None, [Metric]) rows that are written together
         self._queue: queue.Queue = queue.Queue()
+        self._hurry = threading.Event()  # flush() is waiting: write metrics now
+        self._behind_since = None  # when writes began to fail
         self._thread = None
         if self.client:
             self._thread = threading.Thread(target=self._drain, name="mlflow-log", daemon=True)
@@ -40,7 +46,8 @@ class RankZeroLog:
 
     def metrics(self, values: dict, step: int) -> None:
         if self.client and step > self.logged_through:
-            self._queue.put((log_metrics, (self.client, self.run_id, dict(values), step)))
+            now = int(time.time() * 1000)  # when measured, not when written
+            self._queue.put((None, [Metric(k, float(v), now, step) for k, v in values.items()]))
 
     def artifact(self, path: str, folder: str) -> None:
         kept = shutil.copy(path, tempfile.mkdtemp(dir=self._files.name))
@@ -70,6 +77,7 @@ class RankZeroLog:
             return True
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            self._hurry.set()
             time.sleep(0.05)
         left = self._queue.unfinished_tasks
         if left:
@@ -78,29 +86,54 @@ class RankZeroLog:
         return not left
 
     def _drain(self) -> None:
-        behind_since = None
+        held, next_metrics = None, 0.0
         while True:
-            fn, args = self._queue.get()
-            delay = 1.0
-            while True:
-                try:
-                    fn(*args)
-                    break
-                except MlflowException as e:
-                    if 400 <= e.get_http_status_code() < 500:  # refused, not lost: retrying won't help
-                        warnings.warn(f"MLflow refused a write, dropped: {e}")
+            fn, args = held or self._queue.get()
+            held, taken = None, 1
+            if fn is None:  # metric rows: wait for the next write slot, then take every queued row
+                self._hurry.wait(max(0.0, next_metrics - time.monotonic()))
+                self._hurry.clear()
+                rows = list(args)
+                while held is None:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
                         break
-                    failure = e
-                except Exception as e:  # an outage must never cost the training run
-                    failure = e
-                if behind_since is None:
-                    behind_since = time.monotonic()
-                    warnings.warn(f"MLflow logging failed, training goes on and the writes "
-                                  f"are retried until they land: {failure}")
-                time.sleep(delay)
-                delay = min(2 * delay, MAX_BACKOFF_S)
-            self._queue.task_done()
-            if behind_since is not None and self._queue.empty():
+                    if item[0] is None:
+                        rows += item[1]
+                        taken += 1
+                    else:
+                        held = item  # written next, so writes stay in order
+                for i in range(0, len(rows), MAX_METRICS_PER_WRITE):
+                    chunk = rows[i:i + MAX_METRICS_PER_WRITE]
+                    self._land(lambda: self.client.log_batch(self.run_id, chunk, synchronous=True))
+                next_metrics = time.monotonic() + METRICS_EVERY_S
+            else:
+                self._land(lambda: fn(*args))
+            for _ in range(taken):
+                self._queue.task_done()
+            if self._behind_since is not None and held is None and self._queue.empty():
                 warnings.warn(f"MLflow logging caught up after "
-                              f"{time.monotonic() - behind_since:.0f} s")
-                behind_since = None
+                              f"{time.monotonic() - self._behind_since:.0f} s")
+                self._behind_since = None
+
+    def _land(self, write) -> None:
+        """Call `write` until it succeeds, with backoff, warning once when logging falls behind.
+        A refusal (4xx) is dropped, with every row written with it: retrying would not help."""
+        delay = 1.0
+        while True:
+            try:
+                return write()
+            except MlflowException as e:
+                if 400 <= e.get_http_status_code() < 500:
+                    warnings.warn(f"MLflow refused a write, dropped: {e}")
+                    return None
+                failure = e
+            except Exception as e:  # an outage must never cost the training run
+                failure = e
+            if self._behind_since is None:
+                self._behind_since = time.monotonic()
+                warnings.warn(f"MLflow logging failed, training goes on and the writes "
+                              f"are retried until they land: {failure}")
+            time.sleep(delay)
+            delay = min(2 * delay, MAX_BACKOFF_S)
