@@ -1,7 +1,7 @@
 """Rank 0's MLflow logging, off the training thread.
 
 Writes go through a queue to one background thread, in order. Metrics are written together, at
-most once every METRICS_EVERY_S (and at once on `flush`): each write costs the SQLite store
+most once every METRICS_EVERY_S (and at once before a checkpoint and on `flush`): each write costs the SQLite store
 about 8 ms of Python, and that thread's time is taken from the training thread's under the GIL
 (docs/benchmarks.md). Training never waits on the tracking server: while it is unreachable or restarting, writes wait in the queue and are retried
 with backoff until they land, with one warning when logging falls behind and one when it has
@@ -37,7 +37,10 @@ class RankZeroLog:
         self._files = tempfile.TemporaryDirectory()  # copies: the caller may delete its file
         # (fn, args) calls, or (None, [Metric]) rows that are written together
         self._queue: queue.Queue = queue.Queue()
-        self._hurry = threading.Event()  # flush() is waiting: write metrics now
+        # Writes are numbered in queue order; the first `_urgent_through` go without waiting for
+        # a metrics slot (write_now, flush). `_taken` counts the writes the thread has taken.
+        self._order = threading.Condition()
+        self._queued = self._taken = self._urgent_through = 0
         self._behind_since = None  # when writes began to fail
         self._thread = None
         if self.client:
@@ -47,12 +50,12 @@ class RankZeroLog:
     def metrics(self, values: dict, step: int) -> None:
         if self.client and step > self.logged_through:
             now = int(time.time() * 1000)  # when measured, not when written
-            self._queue.put((None, [Metric(k, float(v), now, step) for k, v in values.items()]))
+            self._put((None, [Metric(k, float(v), now, step) for k, v in values.items()]))
 
     def artifact(self, path: str, folder: str) -> None:
         kept = shutil.copy(path, tempfile.mkdtemp(dir=self._files.name))
         if self.client:
-            self._queue.put((self.client.log_artifact, (self.run_id, kept, folder)))
+            self._put((self.client.log_artifact, (self.run_id, kept, folder)))
         else:
             self.pending.append((kept, folder))
 
@@ -70,6 +73,19 @@ class RankZeroLog:
             warnings.warn(f"MLflow unreachable at start, steps already logged may repeat: {e}")
             return -1
 
+    def write_now(self) -> None:
+        """Write the queued metrics without waiting for the next slot, and without blocking: a
+        checkpoint is coming, and a run restarted from it replays only the steps after the last
+        one logged, so every step before it must land."""
+        with self._order:
+            self._urgent_through = self._queued
+            self._order.notify()
+
+    def _put(self, item: tuple) -> None:
+        with self._order:
+            self._queued += 1
+            self._queue.put(item)
+
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` s for every queued write to land; False (and a warning) if the
         server stayed unreachable."""
@@ -77,7 +93,7 @@ class RankZeroLog:
             return True
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            self._hurry.set()
+            self.write_now()
             time.sleep(0.05)
         left = self._queue.unfinished_tasks
         if left:
@@ -88,16 +104,16 @@ class RankZeroLog:
     def _drain(self) -> None:
         held, next_metrics = None, 0.0
         while True:
-            fn, args = held or self._queue.get()
+            fn, args = held or self._take()
             held, taken = None, 1
             if fn is None:  # metric rows: wait for the next write slot, then take every queued row
-                self._hurry.wait(max(0.0, next_metrics - time.monotonic()))
-                self._hurry.clear()
+                with self._order:
+                    self._order.wait_for(lambda: self._taken <= self._urgent_through,
+                                         max(0.0, next_metrics - time.monotonic()))
                 rows = list(args)
                 while held is None:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
+                    item = self._take(block=False)
+                    if item is None:
                         break
                     if item[0] is None:
                         rows += item[1]
@@ -116,6 +132,15 @@ class RankZeroLog:
                 warnings.warn(f"MLflow logging caught up after "
                               f"{time.monotonic() - self._behind_since:.0f} s")
                 self._behind_since = None
+
+    def _take(self, block: bool = True) -> tuple | None:
+        try:
+            item = self._queue.get(block)
+        except queue.Empty:
+            return None
+        with self._order:
+            self._taken += 1
+        return item
 
     def _land(self, write) -> None:
         """Call `write` until it succeeds, with backoff, warning once when logging falls behind.

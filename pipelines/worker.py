@@ -284,6 +284,7 @@ def _report_with_checkpoint(metrics: dict, tr: GANTraining, epoch: int, lineage:
     """`log` is rank 0's: rank 0 alone writes, as G and D are identical on every rank."""
     with tempfile.TemporaryDirectory() as tmp:
         if log:
+            log.write_now()
             save_state(tmp, {"training": tr.state_dict(), "epoch": epoch, "lineage": lineage})
             log.attach_pending(tmp)
         ckpt = ray.train.Checkpoint.from_directory(tmp) if log else None

@@ -54,3 +54,24 @@ def test_a_backlog_is_split_into_writes_mlflow_accepts(tmp_path, monkeypatch):
     assert log.flush(30)
     assert sum(writes) == 60 and max(writes) <= 25
     assert len(client.get_metric_history(run_id, "g_loss")) == 30
+
+
+def test_write_now_lands_everything_queued_before_it_without_blocking(tmp_path):
+    """Before a checkpoint: a run restarted from it replays only the steps after the last one
+    logged, so the metrics, a figure and the metrics queued behind that figure must all land."""
+    client, run_id, log, writes = _counted_log(tmp_path, "write-now")
+    log.metrics({"loss": 0.0}, 0)  # the first write goes at once and opens a 5 s slot
+    figure = tmp_path / "epoch_00001.png"
+    figure.write_bytes(b"\x89PNG bytes")
+    log.metrics({"loss": 1.0}, 1)
+    log.artifact(str(figure), "samples")
+    log.metrics({"epoch": 1.0}, 1)
+    start = time.monotonic()
+    log.write_now()
+    assert time.monotonic() - start < 0.1  # training does not wait for it
+    while log._queue.unfinished_tasks and time.monotonic() - start < run_log.METRICS_EVERY_S:
+        time.sleep(0.02)
+    assert time.monotonic() - start < run_log.METRICS_EVERY_S / 2, "waited for the slot"
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1]
+    assert [m.value for m in client.get_metric_history(run_id, "epoch")] == [1.0]
+    assert [a.path for a in client.list_artifacts(run_id, "samples")] == ["samples/epoch_00001.png"]
