@@ -17,7 +17,8 @@ KEYS = [f"metric_{i}" for i in range(11)]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=20, help="writes timed per row of the table")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,12 +1,13 @@
 """Rank 0's MLflow logging, off the training thread.
 
 Writes go through a queue to one background thread, in order. Metrics are written together, at
-most once every METRICS_EVERY_S (and at once before a checkpoint and on `flush`): each write costs the SQLite store
-about 8 ms of Python, and that thread's time is taken from the training thread's under the GIL
-(docs/benchmarks.md). Training never waits on the tracking server: while it is unreachable or restarting, writes wait in the queue and are retried
-with backoff until they land, with one warning when logging falls behind and one when it has
-caught up. Without a run (a sweep trial, whose driver logs for it) metrics are dropped and
-figures wait in `pending` to travel inside the next checkpoint."""
+most once every METRICS_EVERY_S (and at once before a checkpoint and on `flush`): each write
+costs the SQLite store about 8 ms of Python, and that thread's time is taken from the training
+thread's under the GIL (docs/benchmarks.md). Training never waits on the tracking server: while
+it is unreachable or restarting, writes wait in the queue and are retried with backoff until
+they land, with one warning when logging falls behind and one when it has caught up. Without a
+run (a sweep trial, whose driver logs for it) metrics are dropped and figures wait in `pending`
+to travel inside the next checkpoint."""
 from __future__ import annotations
 
 import queue
@@ -17,9 +18,10 @@ import time
 import warnings
 from pathlib import Path
 
-from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from pipelines.tracking import metric_rows
 
 MAX_BACKOFF_S = 30.0
 METRICS_EVERY_S = 5.0
@@ -49,8 +51,7 @@ class RankZeroLog:
 
     def metrics(self, values: dict, step: int) -> None:
         if self.client and step > self.logged_through:
-            now = int(time.time() * 1000)  # when measured, not when written
-            self._put((None, [Metric(k, float(v), now, step) for k, v in values.items()]))
+            self._put((None, metric_rows(values, step)))  # stamped when measured, not written
 
     def artifact(self, path: str, folder: str) -> None:
         kept = shutil.copy(path, tempfile.mkdtemp(dir=self._files.name))

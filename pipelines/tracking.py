@@ -60,10 +60,14 @@ def log_skipped(client: MlflowClient, run_id: str, skipped: list[str]) -> None:
         client.log_text(run_id, "\n".join(skipped) + "\n", "data/skipped.txt")
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
+def metric_rows(metrics: dict, step: int) -> list[Metric]:
+    """MLflow's rows for one step's values, stamped now."""
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    client.log_batch(run_id, metrics=batch, synchronous=True)
+    return [Metric(k, float(v), now, step) for k, v in metrics.items()]
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict, step: int) -> None:
+    client.log_batch(run_id, metrics=metric_rows(metrics, step), synchronous=True)
 
 
 def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: str):

@@ -22,7 +22,8 @@ def _counted_log(tmp_path, experiment: str):
     log = RankZeroLog(uri, run_id)
     writes: list[int] = []
     real = log.client.log_batch
-    log.client.log_batch = lambda run, metrics, **k: (writes.append(len(metrics)), real(run, metrics, **k))
+    log.client.log_batch = lambda run, metrics, **k: (writes.append(len(metrics)),
+                                                       real(run, metrics, **k))
     return client, run_id, log, writes
 
 
