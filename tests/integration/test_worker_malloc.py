@@ -20,9 +20,13 @@ pytestmark = [pytest.mark.integration,
 
 
 def _faults_per_step(config: dict) -> None:
-    """The most page faults per step of 3 training-like threads alive at once: glibc gives
-    concurrent threads different arenas, and at most one of them the main arena, which kept its
-    memory here (a lone thread may land on it: then glibc's defaults look harmless)."""
+    """The most page faults in a typical step (each thread's median) of 3 training-like threads
+    alive at once: glibc gives concurrent threads different arenas, and at most one of them the
+    main arena, which kept its memory here (a lone thread may land on it: then glibc's defaults
+    look harmless). The median, because on a busy machine a kept run sometimes faults a whole
+    step's memory in once (a mean of 627 a step in one run; two threads sharing an arena would
+    do it, but the cause is not proven), which is not the every-step cost this test is about."""
+    import statistics
     import threading
     from pathlib import Path
 
@@ -42,10 +46,12 @@ def _faults_per_step(config: dict) -> None:
         together.wait()  # all alive before any works, so none inherits another's arena
         for _ in range(3):  # past glibc's first adjustments
             step()
-        start = faults()
+        counts = []
         for _ in range(20):
+            start = faults()
             step()
-        results.append((faults() - start) / 20)
+            counts.append(faults() - start)
+        results.append(statistics.median(counts))
         together.wait()
 
     threads = [threading.Thread(target=train) for _ in range(n)]
@@ -78,7 +84,7 @@ def _run(tmp_path, threshold_mb: int) -> float:
 def test_worker_reuses_freed_memory_without_page_faults(local_ray, tmp_path):
     kept = _run(tmp_path, 1024)  # the default
     handed_back = _run(tmp_path, 0)  # glibc's own thresholds
-    # 48 MiB is 12,288 pages: handed back, they fault in again every step (8,000-12,000 here)
+    # 48 MiB is 12,288 pages: handed back, they fault in again every step (4,000-12,000 here)
     assert kept < 50 and handed_back > 500, (kept, handed_back)
 
 
