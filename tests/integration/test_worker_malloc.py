@@ -84,8 +84,9 @@ def _run(tmp_path, threshold_mb: int) -> float:
 def test_worker_reuses_freed_memory_without_page_faults(local_ray, tmp_path):
     kept = _run(tmp_path, 1024)  # the default
     handed_back = _run(tmp_path, 0)  # glibc's own thresholds
-    # 48 MiB is 12,288 pages: handed back, they fault in again every step (4,000-12,000 here)
-    assert kept < 50 and handed_back > 500, (kept, handed_back)
+    # 48 MiB is 12,288 pages: handed back, most fault in again every step (4,000-12,000 here);
+    # kept, a step's median was 0 in most runs and 256 (one 1 MiB block) in one
+    assert kept < 1024 and handed_back > 2000, (kept, handed_back)
 
 
 def test_settings_leave_the_users_own_alone():
