@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import tempfile
 import time
@@ -37,8 +38,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from gan_core.config import from_dict, load_config  # noqa: E402
-from gan_core.models import build_models  # noqa: E402
+from gan_core.models import build_models, sample_shape  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers, no_sync  # noqa: E402
+from pipelines.worker import epoch_batches  # noqa: E402
 from throughput import MNIST, preset  # noqa: E402
 
 PARTS = ("epoch start", "data wait", "D phase", "D_reg phase", "G phase", "log sync")
@@ -94,10 +96,10 @@ def profile_loop(config: dict) -> None:
                        t.ema_half_life_images, t.batch_size * world, device=device)
     shard = ray.train.get_dataset_shard("train")
     result = {"allreduce_ms": _allreduce_ms(G, D, device) if world > 1 else 0.0}
-    result["data only"] = _data_only(shard, t, cfg.seed) * world  # also the warm-up
+    result["data only"] = _data_only(shard, cfg, cfg.seed) * world  # also the warm-up
     # 1 worker: prepare_model wraps nothing, so there is no communication to remove; instead the
     # same steps on one epoch of batches held in a list: the worker's compute without Ray Data
-    cached = [b for b in _batches(shard, t, cfg.seed)] if world == 1 else None
+    cached = [b for b in _batches(shard, cfg, cfg.seed)] if world == 1 else None
     for mode in ("as trained", "cached") if world == 1 else MODES:
         tr.seconds.clear()
         if hasattr(G, "forward_sync_buffers"):
@@ -105,7 +107,7 @@ def profile_loop(config: dict) -> None:
         steps, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
         for epoch in range(t.epochs):
             gen = torch.Generator().manual_seed(epoch)
-            batches = iter(cached if mode == "cached" else _batches(shard, t, cfg.seed + epoch))
+            batches = iter(cached if mode == "cached" else _batches(shard, cfg, cfg.seed + epoch))
             steps_in_epoch = 0
             while True:
                 t0 = time.perf_counter()
@@ -136,17 +138,15 @@ def profile_loop(config: dict) -> None:
                          if ray.train.get_context().get_world_rank() == 0 else None)
 
 
-def _batches(shard, t, seed: int):
+def _batches(shard, cfg, seed: int):
     """The shard's batches as pipelines/worker.py asks for them."""
-    return shard.iter_torch_batches(batch_size=t.batch_size, drop_last=True,
-                                    local_shuffle_buffer_size=max(4 * t.batch_size, 1024),
-                                    local_shuffle_seed=seed)
+    return epoch_batches(shard, cfg.train, False, seed, math.prod(sample_shape(cfg)))
 
 
-def _data_only(shard, t, seed: int) -> float:
+def _data_only(shard, cfg, seed: int) -> float:
     """images/s one epoch of the shard delivers to a worker that does nothing else."""
     t0, n = time.perf_counter(), 0
-    for batch in _batches(shard, t, seed):
+    for batch in _batches(shard, cfg, seed):
         n += len(batch["x"])
     return n / (time.perf_counter() - t0)
 

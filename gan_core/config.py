@@ -140,6 +140,9 @@ class TrainConfig:
     # batches Ray Data prepares (and moves to the device) ahead; in Ray 2.60 more than 1 makes
     # the seeded local shuffle's order vary from run to run (measured: tests/integration/test_prefetch.py)
     prefetch_batches: int = 1
+    # step batches in each batch Ray Data delivers (the steps take views of it); 0: as many as fit
+    # 4 MiB, at most 16 (pipelines/worker.py)
+    fetch_batches: int = 0
 
 
 @dataclass
@@ -308,7 +311,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
     for key in ("loss.gp_weight", "loss.r1_gamma", "train.ema_half_life_images", "ray.max_failures",
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
-                "train.pretrain_images", "train.prefetch_batches", "ray.malloc_trim_threshold_mb"):
+                "train.pretrain_images", "train.prefetch_batches", "train.fetch_batches",
+                "ray.malloc_trim_threshold_mb"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")

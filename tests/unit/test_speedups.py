@@ -126,6 +126,7 @@ def test_switch_values_from_yaml_and_overrides():
     ("train.grad_bucket_view=null", "train.grad_bucket_view"),
     ("train.compile=auto", "train.compile"),
     ("train.prefetch_batches=-1", "train.prefetch_batches"),
+    ("train.fetch_batches=-2", "train.fetch_batches"),
 ])
 def test_bad_switch_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as e:
