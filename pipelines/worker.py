@@ -131,8 +131,8 @@ def train_loop(config: dict) -> None:
     next_eval = (tr.images_seen // every + 1) * every if every else None
     shard = ray.train.get_dataset_shard("train")
     t = cfg.train
-    # each worker's shard holds num_rows // world rows, in whole batches (drop_last)
     row_numel = math.prod(sample_shape(cfg))
+    # each worker's shard holds num_rows // world rows, in whole batches (drop_last)
     total_images = t.epochs * (config["num_rows"] // world // t.batch_size) * tr.global_batch
     for epoch in range(start_epoch, t.epochs):
         # z and every other draw (GP mixing weights) depend only on (seed, rank, epoch):
