@@ -82,6 +82,9 @@ class ModelConfig:
     g_norm: str = "batch"
     d_norm: str = "batch"
     pack: int = 1  # PacGAN: D judges `pack` samples jointly; 1 = off
+    # dcgan: a hidden fully connected layer of this width between z and G's first feature map
+    # and between D's last feature map and its logit (InfoGAN's MNIST nets); 0 = none
+    fc_width: int = 0
     num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
     cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
     d_cond: str = "projection"  # how D takes the label: projection or concat
@@ -337,6 +340,11 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                            "value would recompile; set false")
     if cfg.model.pack < 1:
         raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
+    if cfg.model.fc_width < 0:
+        raise ConfigError("model.fc_width", f"must be >= 0, got {cfg.model.fc_width!r}")
+    if cfg.model.fc_width and cfg.model.family != "dcgan":
+        raise ConfigError("model.fc_width", f"the hidden fully connected layers are implemented "
+                                            f"for family 'dcgan', not '{cfg.model.family}'; set 0")
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
         raise ConfigError("model.pack", f"packing is implemented for families 'mlp' and 'dcgan', "
                                         f"not '{cfg.model.family}'; set model.pack=1")

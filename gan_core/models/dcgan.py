@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import Discriminator, Generator, dcgan_init, maybe_spectral, norm2d
+from .layers import Discriminator, Generator, dcgan_init, maybe_spectral, norm1d, norm2d
 
 
 def _num_halvings(size: int) -> int:
@@ -17,12 +17,18 @@ def _num_halvings(size: int) -> int:
 
 
 class DCGANGenerator(Generator):
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str):
+    """fc_width > 0: z goes through a hidden fully connected layer before the first feature map."""
+
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str,
+                 fc_width: int = 0):
         super().__init__()
         self.z_dim = z_dim
         n = _num_halvings(size)
         self.base, self.c0 = size >> n, width * 2 ** (n - 1)
-        self.fc = nn.Linear(z_dim, self.c0 * self.base**2)
+        # empty without fc_width, so the state dict keeps the keys of models saved before it
+        self.hidden = nn.Sequential(*([nn.Linear(z_dim, fc_width, bias=norm != "batch"),
+                                       norm1d(norm, fc_width), nn.ReLU()] if fc_width else []))
+        self.fc = nn.Linear(fc_width or z_dim, self.c0 * self.base**2)
         layers: list[nn.Module] = [norm2d(norm, self.c0), nn.ReLU()]
         c = self.c0
         for _ in range(n - 1):
@@ -34,7 +40,7 @@ class DCGANGenerator(Generator):
         dcgan_init(self)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.body(self.fc(z).view(z.shape[0], self.c0, self.base, self.base))
+        return self.body(self.fc(self.hidden(z)).view(z.shape[0], self.c0, self.base, self.base))
 
 
 def pack_images(x: Tensor, pack: int) -> Tensor:
@@ -47,9 +53,11 @@ def pack_images(x: Tensor, pack: int) -> Tensor:
 
 
 class DCGANDiscriminator(Discriminator):
-    """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits."""
+    """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits.
+    fc_width > 0: a hidden fully connected layer between the last feature map and the logit."""
 
-    def __init__(self, channels: int, size: int, width: int, norm: str, pack: int = 1):
+    def __init__(self, channels: int, size: int, width: int, norm: str, pack: int = 1,
+                 fc_width: int = 0):
         super().__init__()
         if pack < 1:
             raise ValueError(f"pack must be >= 1, got {pack}")
@@ -64,7 +72,13 @@ class DCGANDiscriminator(Discriminator):
             layers.append(nn.LeakyReLU(0.2))
             c_in, c = c, c * 2
         base = size >> n
-        layers += [nn.Flatten(), maybe_spectral(nn.Linear(c_in * base * base, 1), norm)]
+        layers.append(nn.Flatten())
+        features = c_in * base * base
+        if fc_width:
+            layers += [maybe_spectral(nn.Linear(features, fc_width), norm), norm1d(norm, fc_width),
+                       nn.LeakyReLU(0.2)]
+            features = fc_width
+        layers.append(maybe_spectral(nn.Linear(features, 1), norm))
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
@@ -73,5 +87,5 @@ class DCGANDiscriminator(Discriminator):
 
 
 def build(m, shape: tuple[int, ...], z_in: int, d_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    return (DCGANGenerator(z_in, shape[0], shape[1], m.g_width, m.g_norm),
-            DCGANDiscriminator(d_shape[0], shape[1], m.d_width, m.d_norm, m.pack))
+    return (DCGANGenerator(z_in, shape[0], shape[1], m.g_width, m.g_norm, m.fc_width),
+            DCGANDiscriminator(d_shape[0], shape[1], m.d_width, m.d_norm, m.pack, m.fc_width))

@@ -212,9 +212,15 @@ def test_flat_has_dotted_keys():
     ("train.lr_decay=-0.1", "train.lr_decay"),
     ("data.channels=2", "data.channels"),
     ("name=a/b", "name"),
+    ("model.fc_width=-1", "model.fc_width"),
 ])
 def test_out_of_range_values_name_the_key(override, key):
     assert _error([override]).key == key
+
+
+def test_fc_width_is_refused_outside_dcgan():
+    e = _error(["model.family=digit_cnn", "data.image_size=28", "model.fc_width=64"])
+    assert e.key == "model.fc_width" and "digit_cnn" in str(e)
 
 
 def test_model_specific_image_sizes():

@@ -74,6 +74,27 @@ def test_dcgan_shapes_and_range(size, channels):
     assert logits.dtype == torch.float32
 
 
+def test_dcgan_fc_width_adds_one_hidden_layer_to_g_and_d():
+    plain = build_models(cfg_of("model.family=dcgan", "data.image_size=28"))
+    G, D = build_models(cfg_of("model.family=dcgan", "data.image_size=28", "model.fc_width=32"))
+    linear = lambda m: [(l.in_features, l.out_features) for l in m.modules() if isinstance(l, nn.Linear)]
+    c0 = 8 * 2  # g_width * 2^(halvings - 1): 28 -> 7 is two halvings
+    assert linear(plain[0]) == [(8, c0 * 49)] and linear(G) == [(8, 32), (32, c0 * 49)]
+    assert linear(plain[1]) == [(16 * 49, 1)] and linear(D) == [(16 * 49, 32), (32, 1)]
+    assert any(isinstance(m, nn.BatchNorm1d) for m in D.net)
+    torch.manual_seed(0)
+    x = G(torch.randn(N, 8))
+    assert x.shape == (N, 1, 28, 28) and D(x).shape == (N,)
+    assert D.features(x).shape == (N, 32)  # what a projection D reads
+
+
+def test_dcgan_without_fc_width_keeps_the_saved_state_dict_keys():
+    # models registered before model.fc_width existed must still load
+    G, D = build_models(cfg_of("model.family=dcgan", "data.image_size=16"))
+    assert [k for k in G.state_dict() if not k.startswith("body.")] == ["fc.weight", "fc.bias"]
+    assert list(D.state_dict())[-2:] == ["net.6.weight", "net.6.bias"]
+
+
 @pytest.mark.parametrize("size,base,n_up", [(8, 4, 1), (16, 4, 2), (28, 7, 2), (32, 4, 3), (64, 4, 4)])
 def test_dcgan_generator_layout(size, base, n_up):
     G = DCGANGenerator(z_dim=8, channels=3, size=size, width=4, norm="batch")
