@@ -315,7 +315,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
                 "train.pretrain_images", "train.prefetch_batches", "train.fetch_batches",
-                "ray.malloc_trim_threshold_mb"):
+                "ray.malloc_trim_threshold_mb", "model.fc_width"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -340,8 +340,6 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                            "value would recompile; set false")
     if cfg.model.pack < 1:
         raise ConfigError("model.pack", f"must be >= 1, got {cfg.model.pack!r}")
-    if cfg.model.fc_width < 0:
-        raise ConfigError("model.fc_width", f"must be >= 0, got {cfg.model.fc_width!r}")
     if cfg.model.fc_width and cfg.model.family != "dcgan":
         raise ConfigError("model.fc_width", f"the hidden fully connected layers are implemented "
                                             f"for family 'dcgan', not '{cfg.model.family}'; set 0")
