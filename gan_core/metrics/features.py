@@ -25,7 +25,12 @@ RANK_LOCAL = {"sync_on_compute": False}
 
 def as_images(images, name: str = "images") -> Tensor:
     """numpy or torch (N, C, H, W) -> float32 CPU tensor; anything else raises ValueError."""
-    x = images if isinstance(images, Tensor) else torch.as_tensor(np.asarray(images))
+    if isinstance(images, Tensor):
+        x = images
+    else:
+        a = np.asarray(images)
+        # read-only arrays (Arrow-backed batches, memory-mapped files) are copied: torch would warn
+        x = torch.as_tensor(a if a.flags.writeable else a.copy())
     if x.ndim != 4:
         raise ValueError(f"{name} must be (N, C, H, W), got shape {tuple(x.shape)}")
     if not (x.is_floating_point() or x.dtype == torch.uint8):

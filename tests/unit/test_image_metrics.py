@@ -1,5 +1,6 @@
 """Image metrics against hand-computed answers, with small stand-in feature nets defined here."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -150,6 +151,15 @@ def test_extract_shapes_dtype_and_eval_mode():
     assert f1.shape == (30, 16) and l1.shape == (30, 10) and f1.dtype == np.float64
     np.testing.assert_allclose(f1, f2, atol=1e-6)  # eval mode: batch size does not matter
     assert net.training and int(net.bn.num_batches_tracked) == 0  # no BN stats updated
+
+
+def test_read_only_arrays_are_read_without_a_warning():
+    x = blobs(20, 1).numpy()
+    x.setflags(write=False)  # as Arrow-backed batches and memory-mapped files arrive
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f, _ = extract(ConvNet(), x, batch_size=20)
+    np.testing.assert_allclose(f, extract(ConvNet(), x.copy(), batch_size=20)[0])
 
 
 # ---------------------------------------------------------------- KID
