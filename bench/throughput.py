@@ -20,6 +20,8 @@ the pipeline) spent runnable without a CPU (other processes had the cores), and 
 nor runnable (waiting on a lock such as the GIL, on I/O, on the other rank, or on the
 hypervisor), from Linux's schedstat: time the step lost, not time it computed. `system` is the
 share it spent on a CPU in the kernel (page faults, system calls): work the plain loop may not do.
+The bench re-executes itself under the malloc settings the Ray workers get (pipelines/run.py), so
+that the plain loop runs under them too.
 `--repeats N` runs N rounds, each back to back, and gives each round's ratios
 and their median: on a shared machine the load drifts between minutes. Quote ratios from one
 run: the machine is shared and noisy. See bench/step_profile.py for where a worker's step time
@@ -46,6 +48,7 @@ from gan_core.data.transforms import preprocess_images, preprocess_points  # noq
 from gan_core.models import build_models  # noqa: E402
 from gan_core.thread_time import Window  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers  # noqa: E402
+from pipelines.run import worker_runtime_env  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
 LOG_WINDOW = 10  # steps per images/s window, in the plain loop and in the pipeline's log
@@ -178,6 +181,15 @@ def _ratio_line(label: str, ratios: list[float], target: str) -> str:
     return f"{label}median {statistics.median(ratios):.3f}  ({target})  (rounds: {rounds})"
 
 
+def run_under_workers_allocator(overrides: list[str]) -> None:
+    """Re-exec this process under the Ray workers' malloc settings (pipelines/run.py) unless they are
+    set: glibc reads them at start, and without them the plain loop pays page faults (10% of a
+    DCGAN step in the kernel) that the workers do not, which would flatter the pipeline."""
+    env = worker_runtime_env(load_config(None, overrides)).get("env_vars")
+    if env:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **env})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default="dcgan_mnist,grid_mlp",
@@ -191,6 +203,7 @@ def main() -> None:
     args = p.parse_args()
     if args.repeats < 1:
         p.error(f"--repeats must be at least 1, got {args.repeats}")
+    run_under_workers_allocator(args.overrides)
     for name in (c.strip() for c in args.configs.split(",") if c.strip()):
         bench_config(name, args.epochs_scale, args.mnist, args.overrides, args.repeats)
 
