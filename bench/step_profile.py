@@ -171,6 +171,7 @@ def run(cfg, workers: int) -> list[dict]:
 
     from gan_core.data import load_source
     from pipelines.datasets import to_ray_dataset
+    from pipelines.run import worker_runtime_env
 
     cfg.ray.num_workers = workers
     dataset = to_ray_dataset(load_source(cfg.data, seed=cfg.seed), cfg)
@@ -179,7 +180,9 @@ def run(cfg, workers: int) -> list[dict]:
             profile_loop, train_loop_config={"cfg": cfg.to_dict()},
             scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=cfg.ray.use_gpu,
                                                    resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
-            run_config=ray.train.RunConfig(name=f"profile-{workers}", storage_path=tmp),
+            # the pipeline's malloc settings: without them the worker pays page faults it does not
+            run_config=ray.train.RunConfig(name=f"profile-{workers}", storage_path=tmp,
+                                           worker_runtime_env=worker_runtime_env(cfg)),
             datasets={"train": dataset}).fit()
         with result.checkpoint.as_directory() as d:
             return json.loads(Path(d, "ranks.json").read_text())
