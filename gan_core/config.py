@@ -28,7 +28,8 @@ NORMS = ("batch", "none", "spectral")
 D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
 # image metric -> the figures it logs
 METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
-                  "swd": ("swd",), "modes": ("modes", "kl"),  # modes: Stacked MNIST's 1,000
+                  "swd": ("swd",),
+                  "modes": ("modes", "kl", "kl_digits", "kl_coupling"),  # Stacked MNIST's 1,000
                   "cond_acc": ("cond_acc",),  # conditional G: share drawn as the asked class
                   # text-to-image on generated digit captions: do the attribute words show?
                   "attr_corr": tuple(f"attr_corr_{a}" for a in ("thickness", "slant", "height", "x_offset"))}

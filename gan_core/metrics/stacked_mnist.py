@@ -41,6 +41,13 @@ def stacked_mnist_modes(samples: Any, classify: Callable[[Any], Any],
     sum_k p_k log(1000 p_k) over the modes with p_k > 0 (0 when all modes are hit equally; inf
     for no samples) and ``num_samples``. The standard protocol (Metz et al.; PacGAN) uses
     26,000 samples; with fewer, both numbers are biased (fewer modes, larger KL).
+
+    ``kl`` splits exactly into two parts that point at different faults:
+    ``kl_digits`` = sum over the channels of KL(that channel's digit frequencies || uniform over
+    10): G draws some digits more often than others (or the classifier reads its malformed
+    digits as a few classes); ``kl_coupling`` = kl - kl_digits, the total correlation of the
+    three channels' digits: G ties a channel's digit to another's. The finite-sample bias sits
+    almost all in ``kl_coupling`` (about 972 / (2 N): 0.019 at 26,000 samples).
     """
     if len(getattr(samples, "shape", ())) != 4 or samples.shape[1] != 3:
         raise ValueError(f"samples must be (N, 3, H, W), got shape {tuple(getattr(samples, 'shape', ()))}")
@@ -48,7 +55,8 @@ def stacked_mnist_modes(samples: Any, classify: Callable[[Any], Any],
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     n = int(samples.shape[0])
     if n == 0:
-        return {"modes": 0, "kl": float("inf"), "num_samples": 0}
+        return {"modes": 0, "kl": float("inf"), "kl_digits": float("inf"),
+                "kl_coupling": float("nan"), "num_samples": 0}
     digits = np.empty((n, 3), dtype=np.int64)
     for c in range(3):
         for start in range(0, n, batch_size):
@@ -56,6 +64,13 @@ def stacked_mnist_modes(samples: Any, classify: Callable[[Any], Any],
             digits[start:start + chunk.shape[0], c] = _labels(classify(chunk), chunk.shape[0])
     modes = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
     counts = np.bincount(modes, minlength=NUM_MODES).astype(np.float64)
-    p = counts[counts > 0] / n
-    kl = float(np.sum(p * np.log(p * NUM_MODES)))
-    return {"modes": int((counts > 0).sum()), "kl": max(kl, 0.0), "num_samples": n}
+    kl = max(_kl_to_uniform(counts), 0.0)
+    kl_digits = sum(_kl_to_uniform(np.bincount(digits[:, c], minlength=10)) for c in range(3))
+    return {"modes": int((counts > 0).sum()), "kl": kl, "kl_digits": max(kl_digits, 0.0),
+            "kl_coupling": max(kl - kl_digits, 0.0), "num_samples": n}
+
+
+def _kl_to_uniform(counts: np.ndarray) -> float:
+    """KL(counts / total || uniform over len(counts)), empty bins left out (0 log 0 = 0)."""
+    p = counts[counts > 0] / counts.sum()
+    return float(np.sum(p * np.log(p * len(counts))))

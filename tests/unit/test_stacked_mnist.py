@@ -141,7 +141,36 @@ def test_every_mode_once_is_uniform():
 
 def test_identical_samples_hit_one_mode():
     out = stacked_mnist_modes(encode(triples([372] * 50)), by_intensity)
-    assert out == {"modes": 1, "kl": pytest.approx(math.log(1000)), "num_samples": 50}
+    assert out == {"modes": 1, "kl": pytest.approx(math.log(1000)),
+                   "kl_digits": pytest.approx(math.log(1000)), "kl_coupling": pytest.approx(0.0),
+                   "num_samples": 50}
+
+
+def test_kl_of_tied_channels_is_all_coupling():
+    # 000, 111, ..., 999 equally often: each channel's digits are uniform, but one fixes the others
+    out = stacked_mnist_modes(encode(triples(np.arange(10) * 111)), by_intensity)
+    assert out["modes"] == 10 and out["kl"] == pytest.approx(math.log(100))
+    assert out["kl_digits"] == pytest.approx(0.0, abs=1e-12)
+    assert out["kl_coupling"] == pytest.approx(math.log(100))
+
+
+def test_kl_of_a_favoured_digit_with_independent_channels_is_all_digits():
+    # red is 0 for half the samples and 1..9 for the rest; green and blue uniform and independent
+    red = np.r_[np.zeros(9, np.int64), np.arange(1, 10)]
+    digits = np.array([(r, g, b) for r in red for g in range(10) for b in range(10)])
+    out = stacked_mnist_modes(encode(digits), by_intensity)
+    want = 0.5 * math.log(5) + 0.5 * math.log(10 / 18)  # red: p(0) = 1/2, p(1..9) = 1/18 each
+    assert out["modes"] == 1000 and out["kl"] == pytest.approx(want)
+    assert out["kl_digits"] == pytest.approx(want)
+    assert out["kl_coupling"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_kl_splits_into_digits_and_coupling():
+    rng = np.random.default_rng(3)
+    modes = rng.choice(1000, 5000, p=rng.dirichlet(np.full(1000, 0.3)))
+    out = stacked_mnist_modes(encode(triples(modes)), by_intensity)
+    assert out["kl_digits"] > 0 and out["kl_coupling"] > 0
+    assert out["kl_digits"] + out["kl_coupling"] == pytest.approx(out["kl"])
 
 
 def test_kl_of_a_small_histogram():
@@ -191,5 +220,6 @@ def test_bad_inputs():
         stacked_mnist_modes(encode(triples([1, 2])), lambda x: np.full(len(x), 10))
     with pytest.raises(ValueError, match="integer"):
         stacked_mnist_modes(encode(triples([1, 2])), lambda x: np.zeros(len(x)))
-    assert stacked_mnist_modes(np.zeros((0, 3, 8, 8)), by_intensity) == \
-        {"modes": 0, "kl": math.inf, "num_samples": 0}
+    empty = stacked_mnist_modes(np.zeros((0, 3, 8, 8)), by_intensity)
+    assert (empty["modes"], empty["kl"], empty["kl_digits"], empty["num_samples"]) == (0, math.inf, math.inf, 0)
+    assert math.isnan(empty["kl_coupling"])
