@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gan_core.metrics.histogram import kl_to_uniform
+
 __all__ = ["NUM_MODES", "stacked_mnist_modes"]
 
 NUM_MODES = 1000
@@ -64,13 +66,7 @@ def stacked_mnist_modes(samples: Any, classify: Callable[[Any], Any],
             digits[start:start + chunk.shape[0], c] = _labels(classify(chunk), chunk.shape[0])
     modes = 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
     counts = np.bincount(modes, minlength=NUM_MODES).astype(np.float64)
-    kl = max(_kl_to_uniform(counts), 0.0)
-    kl_digits = sum(_kl_to_uniform(np.bincount(digits[:, c], minlength=10)) for c in range(3))
-    return {"modes": int((counts > 0).sum()), "kl": kl, "kl_digits": max(kl_digits, 0.0),
+    kl = kl_to_uniform(counts)
+    kl_digits = sum(kl_to_uniform(np.bincount(digits[:, c], minlength=10)) for c in range(3))
+    return {"modes": int((counts > 0).sum()), "kl": kl, "kl_digits": kl_digits,
             "kl_coupling": max(kl - kl_digits, 0.0), "num_samples": n}
-
-
-def _kl_to_uniform(counts: np.ndarray) -> float:
-    """KL(counts / total || uniform over len(counts)), empty bins left out (0 log 0 = 0)."""
-    p = counts[counts > 0] / counts.sum()
-    return float(np.sum(p * np.log(p * len(counts))))

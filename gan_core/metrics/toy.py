@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
+from gan_core.metrics.histogram import kl_to_uniform
+
 __all__ = ["mode_metrics", "gaussian_1d_metrics"]
 
 
@@ -44,17 +46,10 @@ def mode_metrics(samples: np.ndarray, centres: np.ndarray, std: float) -> dict:
     hq = nearest_d <= 3.0 * float(std)
 
     counts = np.bincount(nearest[hq], minlength=k).astype(np.float64)
-    n_hq = counts.sum()
-    if n_hq > 0:
-        p = counts / n_hq
-        nz = p > 0
-        kl = float(np.sum(p[nz] * np.log(p[nz] * k)))
-    else:
-        kl = float("inf")
     return {
         "modes": int((counts > 0).sum()),
-        "high_quality": float(n_hq / n),
-        "kl": kl,
+        "high_quality": float(counts.sum() / n),
+        "kl": kl_to_uniform(counts),
         "num_samples": int(n),
     }
 

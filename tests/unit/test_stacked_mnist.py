@@ -10,6 +10,7 @@ from gan_core.config import ConfigError, DataConfig, load_config
 from gan_core.data import DataError, load_source
 from gan_core.data.mnist_idx import load_mnist
 from gan_core.data.stacked_mnist import load_stacked_mnist
+from gan_core.metrics.histogram import kl_to_uniform
 from gan_core.metrics.stacked_mnist import stacked_mnist_modes
 from tests.conftest import MNIST_DIR, REPO
 
@@ -223,3 +224,9 @@ def test_bad_inputs():
     empty = stacked_mnist_modes(np.zeros((0, 3, 8, 8)), by_intensity)
     assert (empty["modes"], empty["kl"], empty["kl_digits"], empty["num_samples"]) == (0, math.inf, math.inf, 0)
     assert math.isnan(empty["kl_coupling"])
+
+
+def test_kl_to_uniform_by_hand():
+    assert kl_to_uniform(np.array([3, 0, 1])) == pytest.approx(0.75 * math.log(2.25) + 0.25 * math.log(0.75))
+    assert kl_to_uniform(np.array([2, 2, 2, 2])) == 0.0
+    assert kl_to_uniform(np.zeros(5)) == math.inf
