@@ -21,16 +21,22 @@ def list_images(root: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def load_image_folder(path: str, channels: int, bad: BadSamples | None = None) -> ArrayData:
-    from PIL import Image, UnidentifiedImageError
-
-    bad = bad or BadSamples()
+def _image_files(path: str) -> tuple[Path, list[Path]]:
+    """The folder and its image files; an error when it is not a folder or holds none."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"{path}: not a directory")
     files = list_images(root)
     if not files:
         raise DataError(f"{path}: no images ({', '.join(EXTENSIONS)}) found")
+    return root, files
+
+
+def load_image_folder(path: str, channels: int, bad: BadSamples | None = None) -> ArrayData:
+    from PIL import Image, UnidentifiedImageError
+
+    bad = bad or BadSamples()
+    root, files = _image_files(path)
     # Headers first: a size mismatch is reported before any pixels are decoded.
     sizes = {}
     for f in files:
@@ -74,12 +80,7 @@ def load_image_folder(path: str, channels: int, bad: BadSamples | None = None) -
 def load_image_list(path: str, channels: int) -> tuple[list[np.ndarray], list[str], str]:
     """Every image under `path` at its own size (for random crops): arrays, file names and a
     description line."""
-    root = Path(path)
-    if not root.is_dir():
-        raise DataError(f"{path}: not a directory")
-    files = list_images(root)
-    if not files:
-        raise DataError(f"{path}: no images ({', '.join(EXTENSIONS)}) found")
+    _, files = _image_files(path)
     images = []
     for f in files:
         try:
