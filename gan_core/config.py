@@ -34,6 +34,12 @@ METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("preci
                   # text-to-image on generated digit captions: do the attribute words show?
                   "attr_corr": tuple(f"attr_corr_{a}" for a in ("thickness", "slant", "height", "x_offset"))}
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
+# Figures that improve downwards; every other reported figure improves upwards.
+LOWER_IS_BETTER = ("fid", "kid", "swd", "kl", "kl_digits", "kl_coupling", "w1", "mean_error",
+                   "std_error")
+# The figure that decides the champion when mlflow.metric is unset: the first of these the run
+# reports. Not psnr: SRGAN trades it for sharper images, so it would favour the blurrier model.
+HEADLINE_METRICS = ("fid", "kl", "w1", "kid", "swd", "cond_acc", "is")
 SR_SCALES = (2, 4)
 CONTENT_LOSSES = ("mse", "l1", "vgg")  # SRGAN's content loss; vgg needs loss.vgg_weights
 SR_METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")  # what an srgan run always logs
@@ -183,9 +189,10 @@ class RayConfig:
 class MlflowConfig:
     experiment: str = "gan"
     registered_model: str = "digits-dcgan"
-    # Run metric that decides the champion; None: the newest run wins (no image metric yet).
+    # Run metric that decides the champion; None: the first of HEADLINE_METRICS the run reports,
+    # or the newest run wins when it reports none.
     metric: Optional[str] = None
-    mode: str = "max"
+    mode: Optional[str] = None  # None: the metric's own direction (better_mode)
 
 
 @dataclass
@@ -298,7 +305,6 @@ def _check(cfg: Config, check_paths: bool) -> None:
     one_of("loss.name", cfg.loss.name, LOSS_NAMES)
     one_of("model.g_norm", cfg.model.g_norm, NORMS)
     one_of("model.d_norm", cfg.model.d_norm, NORMS)
-    one_of("mlflow.mode", cfg.mlflow.mode, ("max", "min"))
     one_of("model.d_cond", cfg.model.d_cond, D_CONDITIONING)
     one_of("data.channels", cfg.data.channels, (1, 3))
     one_of("data.on_bad_sample", cfg.data.on_bad_sample, ("error", "skip"))
@@ -413,9 +419,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if cfg.eval.every_images < 0:
         raise ConfigError("eval.every_images", "must be >= 0")
     _check_sr(cfg, check_paths)
-    if cfg.mlflow.metric is not None and cfg.mlflow.metric not in reported_metrics(cfg):
-        raise ConfigError("mlflow.metric", f"no evaluation reports {cfg.mlflow.metric!r}; this "
-                          f"config reports: {', '.join(reported_metrics(cfg)) or 'none'}")
+    _check_champion(cfg)
     if cfg.loss.gp_weight > 0 and cfg.loss.r1_gamma > 0:
         raise ConfigError("loss.r1_gamma", "use either loss.gp_weight or loss.r1_gamma, not both")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name):
@@ -480,6 +484,42 @@ def _check_progressive(cfg: Config) -> None:
     for key in ("num_classes", "text_max_len"):
         if getattr(cfg.model, key):
             raise ConfigError(f"model.{key}", "family 'progan' is unconditional here; set 0")
+
+
+def better_mode(metric: str) -> str:
+    """"min" for a figure that improves downwards (FID, KL, ...), else "max"."""
+    return "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def checked_mode(key: str, metric: str, mode: Optional[str]) -> str:
+    """The optimisation mode for `metric`: `mode` when it agrees with the metric's direction,
+    that direction when `mode` is None; a ConfigError naming `key` otherwise."""
+    if mode is None:
+        return better_mode(metric)
+    if mode not in ("max", "min"):
+        raise ConfigError(key, f"unknown value {mode!r}; choose one of max, min")
+    if mode != better_mode(metric):
+        raise ConfigError(key, f"{metric!r} is better when {'lower' if mode == 'max' else 'higher'}"
+                               f", so mode must be {better_mode(metric)} (or left out), not {mode}")
+    return mode
+
+
+def _check_champion(cfg: Config) -> None:
+    """Refuse an mlflow.metric the run does not report, or an mlflow.mode against its direction.
+    With mlflow.metric unset, both come from the run's headline figure and mlflow.mode is not
+    read (configs saved before this rule carry mode "max" there)."""
+    reported = reported_metrics(cfg)
+    m = cfg.mlflow
+    if m.mode not in (None, "max", "min"):
+        raise ConfigError("mlflow.mode", f"unknown value {m.mode!r}; choose one of max, min")
+    if m.metric is None:
+        m.metric = next((h for h in HEADLINE_METRICS if h in reported), None)
+        m.mode = better_mode(m.metric) if m.metric else None
+        return
+    if m.metric not in reported:
+        raise ConfigError("mlflow.metric", f"no evaluation reports {m.metric!r}; this "
+                          f"config reports: {', '.join(reported) or 'none'}")
+    m.mode = checked_mode("mlflow.mode", m.metric, m.mode)
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .config import Config, ConfigError, _merge, _nest, from_dict, reported_metrics
+from .config import Config, ConfigError, _merge, _nest, checked_mode, from_dict, reported_metrics
 
 DISTRIBUTIONS = ("loguniform", "uniform", "choice", "grid")
 SCHEDULERS = {
@@ -59,7 +59,7 @@ class Sweep:
     base_values: dict  # the same as nested YAML values (trial configs merge into a copy)
     space: dict[str, Dist]
     metric: str
-    mode: str = "max"
+    mode: str  # the metric's direction (config.better_mode)
     num_samples: int = 1
     max_concurrent_trials: Optional[int] = None
     scheduler: str = "none"
@@ -197,14 +197,12 @@ def load_sweep(path: str, overrides: dict | None = None) -> Sweep:
         raise ConfigError("search_space", "must map config keys to distributions")
     space = {str(k): _parse_dist(str(k), v, base_values) for k, v in raw["search_space"].items()}
 
-    mode = raw.get("mode", "max")
-    if mode not in ("max", "min"):
-        raise ConfigError("mode", f"must be max or min, got {mode!r}")
     metric = raw["metric"]
     reported = reported_metrics(base)
     if metric not in reported:
         raise ConfigError("metric", f"no trial reports {metric!r}; the base config reports: "
                                     f"{', '.join(reported) or 'none (set eval.metrics)'}")
+    mode = checked_mode("mode", metric, raw.get("mode"))
     num_samples = raw.get("num_samples", 1)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise ConfigError("num_samples", f"must be a positive integer, got {num_samples!r}")

@@ -4,7 +4,7 @@ import yaml
 
 from gan_core.config import (DATA_SOURCES, LOSS_NAMES, MODEL_FAMILIES, Config, ConfigError,
                              from_dict, load_config, parse_override)
-from tests.conftest import REPO
+from tests.conftest import MNIST_DIR, REPO
 
 
 def _error(overrides=(), path=None) -> ConfigError:
@@ -265,6 +265,42 @@ def test_eval_metrics_list_and_champion_metric_are_checked():
         load_config(None, ["data.source=grid", "model.family=mlp", "eval.metrics=swd"])
     with pytest.raises(ConfigError, match="eval.metrics"):
         load_config(None, ["eval.metrics={a: 1}"])
+
+
+EV = "eval.evaluator=models:/ev@champion"
+
+
+@pytest.mark.parametrize("overrides, metric, mode", [
+    (["eval.metrics=is,fid", EV], "fid", "min"),  # FID heads IS whatever the order
+    (["eval.metrics=is,pr", EV], "is", "max"),
+    (["eval.metrics=pr", EV], None, None),  # no headline figure: the newest run wins
+    ([f"data.path={MNIST_DIR}", "data.source=stacked_mnist", "data.channels=3", "eval.metrics=modes", EV],
+     "kl", "min"),
+    (["data.source=grid", "model.family=mlp"], "kl", "min"),
+    (["eval.metrics=fid,is", EV, "mlflow.metric=is"], "is", "max"),  # named: its own direction
+    (["eval.metrics=fid", EV, "mlflow.metric=fid", "mlflow.mode=min"], "fid", "min"),
+])
+def test_champion_metric_and_direction_default_to_the_runs_headline(overrides, metric, mode):
+    m = load_config(None, overrides).mlflow
+    assert (m.metric, m.mode) == (metric, mode)
+
+
+def test_a_champion_mode_against_the_metrics_direction_is_refused():
+    # kl with mode max would crown the run furthest from uniform
+    e = _error(["data.source=grid", "model.family=mlp", "mlflow.metric=kl", "mlflow.mode=max"])
+    assert e.key == "mlflow.mode" and "'kl' is better when lower" in str(e) and "min" in str(e)
+    e = _error(["eval.metrics=is", EV, "mlflow.metric=is", "mlflow.mode=min"])
+    assert e.key == "mlflow.mode" and "higher" in str(e)
+    assert _error(["mlflow.mode=up"]).key == "mlflow.mode"
+
+
+def test_a_saved_config_from_before_the_headline_rule_still_loads():
+    # saved configs carry mlflow.mode "max" with no metric; the headline decides both
+    cfg = from_dict({"eval": {"metrics": ["fid"], "evaluator": "models:/ev/1"},
+                     "mlflow": {"metric": None, "mode": "max"}}, check_paths=False)
+    assert (cfg.mlflow.metric, cfg.mlflow.mode) == ("fid", "min")
+    again = from_dict(cfg.to_dict(), check_paths=False)  # what a worker rebuilds
+    assert (again.mlflow.metric, again.mlflow.mode) == ("fid", "min")
 
 
 @pytest.mark.parametrize("override, key", [

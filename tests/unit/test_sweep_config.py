@@ -82,6 +82,12 @@ def test_metric_no_trial_reports(tmp_path):
     assert e.key == "metric" and "modes, high_quality, kl" in str(e)
 
 
+def test_mode_follows_the_metric(tmp_path):
+    assert load_sweep(write(tmp_path, mode=None)).mode == "min"  # kl: lower is better
+    e = error(tmp_path, mode="max")
+    assert e.key == "mode" and "'kl' is better when lower" in str(e)
+
+
 @pytest.mark.parametrize("changes, key", [
     ({"scheduler": {"name": "hyperband"}}, "scheduler.name"),
     ({"scheduler": {"name": "asha", "grace": 1}}, "scheduler.grace"),
