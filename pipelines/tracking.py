@@ -184,7 +184,17 @@ def load_generator(uri: str) -> LoadedGenerator:
     return LoadedGenerator(G, from_dict(config, check_paths=False), run_id)
 
 
+def _metric_tag(metric: str) -> str:
+    return f"champion_metric.{metric}"
+
+
 def _metric_of_version(client: MlflowClient, version, metric: str) -> Optional[float]:
+    """`metric` as it stood when `version` was registered (its tag). A resumed run registers
+    again from the same MLflow run, whose latest value belongs to the new version, not the old.
+    Versions registered before the tag existed fall back to their run's latest value."""
+    tagged = (version.tags or {}).get(_metric_tag(metric))
+    if tagged is not None:
+        return float(tagged)
     return client.get_run(version.run_id).data.metrics.get(metric)
 
 
@@ -197,12 +207,16 @@ def update_champion(client: MlflowClient, name: str, version: str, metric: Optio
     except MlflowException:
         current = None
     new = client.get_model_version(name, version)
+    if metric is not None:
+        mine = _metric_of_version(client, new, metric)
+        if mine is not None:
+            client.set_model_version_tag(name, version, _metric_tag(metric), repr(float(mine)))
     if current is None:
         reason = "no champion yet"
     elif metric is None:
         reason = "no quality metric configured: the newest run wins"
     else:
-        mine, theirs = _metric_of_version(client, new, metric), _metric_of_version(client, current, metric)
+        theirs = _metric_of_version(client, current, metric)
         if mine is None or not np.isfinite(mine):
             return False, f"this run has no finite '{metric}'; champion stays v{current.version}"
         better = theirs is None or not np.isfinite(theirs) or \

@@ -56,6 +56,18 @@ def test_without_a_metric_the_newest_run_wins(registry):
     assert registry.get_model_version_by_alias("toy", CHAMPION).version == v2
 
 
+def test_a_resumed_run_is_judged_against_its_earlier_version(registry):
+    # Resuming re-registers from the same MLflow run: the champion's figure must be the one it
+    # was registered with, not the run's latest value (which would make every comparison a tie).
+    v1, _, _, _ = _run_with_model(registry, "a", kl=0.5)
+    v2, moved, reason, _ = _run_with_model(registry, "a", kl=0.3)  # same run, trained further
+    assert moved and "beats champion v1 (0.5)" in reason
+    _, moved, reason, _ = _run_with_model(registry, "a", kl=0.4)  # and then worse
+    assert not moved and "does not beat champion v2 (0.3)" in reason
+    assert registry.get_model_version_by_alias("toy", CHAMPION).version == v2
+    assert registry.get_model_version("toy", v1).tags["champion_metric.kl"] == "0.5"
+
+
 def test_registered_model_reproduces_the_generator(registry):
     _, _, _, G = _run_with_model(registry, "a", kl=0.3, seed=7)
     model = mlflow.pyfunc.load_model("models:/toy@champion")
