@@ -491,13 +491,17 @@ def better_mode(metric: str) -> str:
     return "min" if metric in LOWER_IS_BETTER else "max"
 
 
+def _valid_mode(key: str, mode: Optional[str]) -> None:
+    if mode not in (None, "max", "min"):
+        raise ConfigError(key, f"unknown value {mode!r}; choose one of max, min")
+
+
 def checked_mode(key: str, metric: str, mode: Optional[str]) -> str:
     """The optimisation mode for `metric`: `mode` when it agrees with the metric's direction,
     that direction when `mode` is None; a ConfigError naming `key` otherwise."""
+    _valid_mode(key, mode)
     if mode is None:
         return better_mode(metric)
-    if mode not in ("max", "min"):
-        raise ConfigError(key, f"unknown value {mode!r}; choose one of max, min")
     if mode != better_mode(metric):
         raise ConfigError(key, f"{metric!r} is better when {'lower' if mode == 'max' else 'higher'}"
                                f", so mode must be {better_mode(metric)} (or left out), not {mode}")
@@ -510,9 +514,8 @@ def _check_champion(cfg: Config) -> None:
     read (configs saved before this rule carry mode "max" there)."""
     reported = reported_metrics(cfg)
     m = cfg.mlflow
-    if m.mode not in (None, "max", "min"):
-        raise ConfigError("mlflow.mode", f"unknown value {m.mode!r}; choose one of max, min")
     if m.metric is None:
+        _valid_mode("mlflow.mode", m.mode)  # not read here, but a typo is still refused
         m.metric = next((h for h in HEADLINE_METRICS if h in reported), None)
         m.mode = better_mode(m.metric) if m.metric else None
         return
