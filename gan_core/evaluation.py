@@ -23,10 +23,11 @@ def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
 
 @torch.no_grad()
 def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
-           labels=None) -> np.ndarray:
+           labels=None, truncation: float | None = None) -> np.ndarray:
     """n samples from G in eval mode from a seeded CPU generator (same seed, same samples); a
     class-conditional G draws `labels` (default `sample_labels`), a text-conditional one the
-    (n, L) caption tokens given as `labels`."""
+    (n, L) caption tokens given as `labels`. `truncation` draws z from the normal truncated to
+    +-truncation (`truncate`)."""
     gen = torch.Generator().manual_seed(seed)
     if isinstance(G, ConditionalGenerator) and not G.num_classes:
         if labels is None or len(labels) != n:
@@ -45,7 +46,7 @@ def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
     try:
         chunks = []
         for i in range(0, n, batch):
-            z = G.sample_z(min(batch, n - i), gen, device)
+            z = G.sample_z(min(batch, n - i), gen, device, truncation)
             out = G(z) if labels is None else G(z, labels[i:i + len(z)].to(device))
             chunks.append(out.float().cpu())
     finally:

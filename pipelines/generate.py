@@ -1,13 +1,14 @@
 """Sample from a generator in the MLflow registry (or any MLflow model URI).
 
     python pipelines/generate.py --model models:/NAME@champion --n 64 --out grid.png
-        [--label L | --text "a thick seven" ...] [--npy samples.npy] [--seed S]
+        [--label L | --text "a thick seven" ...] [--npy samples.npy] [--seed S] [--truncation T]
 
 Images are written as a grid; toy models as a scatter (2-D) or density (1-D) plot. A
 class-conditional model draws class --label L, or without it a grid with one row per class
 (the first 16; n // classes samples each). A text-to-image model draws for its --text captions
-(repeatable: a row of n // captions samples each). --npy saves the raw samples: points for toys, images in [0, 1] as
-(n, C, H, W).
+(repeatable: a row of n // captions samples each). --truncation T redraws latent entries beyond
++-T (BigGAN's truncation trick): lower T gives cleaner, less varied samples. --npy saves the raw
+samples: points for toys, images in [0, 1] as (n, C, H, W).
 
     python pipelines/generate.py --model models:/NAME@champion --input low.png --out high.png
         [--tile 128] [--overlap 16]
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from gan_core.data.transforms import to_unit_range
-from gan_core.evaluation import class_rows, quality_metrics, save_figure
+from gan_core.evaluation import class_rows, quality_metrics, sample, save_figure
 
 MAX_ROWS = 16  # a grid shows at most this many classes, one row each
 
@@ -36,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="grid.png", help="PNG to write (default grid.png)")
     p.add_argument("--npy", help="also save the raw samples to this .npy file")
     p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--truncation", type=float, metavar="T",
+                   help="draw z within +-T (the truncation trick: fewer odd samples, less variety)")
     p.add_argument("--label", type=int, help="class to draw (class-conditional models)")
     p.add_argument("--text", action="append", default=[], metavar="CAPTION",
                    help="caption to draw for (text-to-image models; repeatable, a row each)")
@@ -48,9 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.n <= 0:
-        print(f"error: --n must be positive, got {args.n}", file=sys.stderr)
-        return 2
+    for flag, value in (("--n", args.n), ("--truncation", args.truncation)):
+        if value is not None and not value > 0:
+            print(f"error: {flag} must be positive, got {value}", file=sys.stderr)
+            return 2
     import mlflow
 
     from pipelines.tracking import load_generator, tracking_uri
@@ -95,10 +99,7 @@ def main(argv=None) -> int:
     elif k:
         labels = np.full(args.n, args.label)
     n = args.n if labels is None else len(labels)
-    z = torch.from_numpy(np.random.default_rng(args.seed).standard_normal((n, gen.G.z_dim))
-                         .astype(np.float32))
-    with torch.no_grad():
-        samples = (gen.G(z) if labels is None else gen.G(z, torch.as_tensor(labels, dtype=torch.long))).numpy()
+    samples = sample(gen.G, n, args.seed, labels=labels, truncation=args.truncation)
     source = gen.cfg.data.source
     save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}", nrow=nrow)
     what = "" if labels is None else f", class {args.label}" if args.label is not None else \

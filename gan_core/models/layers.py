@@ -67,6 +67,21 @@ class Generator(nn.Module):
 
     z_dim: int
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
+    def sample_z(self, n: int, generator: torch.Generator | None = None, device=None,
+                 truncation: float | None = None) -> Tensor:
         # drawn on the CPU so a seeded CPU generator gives the same z on every device
-        return host_to_device(torch.randn(n, self.z_dim, generator=generator), device)
+        z = torch.randn(n, self.z_dim, generator=generator)
+        return host_to_device(z if truncation is None else truncate(z, truncation, generator), device)
+
+
+def truncate(z: Tensor, threshold: float, generator: torch.Generator | None = None) -> Tensor:
+    """The truncation trick (Brock et al., BigGAN): entries of z beyond +-threshold are redrawn
+    until all lie within, trading the samples' variety for their fidelity."""
+    if not threshold > 0:
+        raise ValueError(f"truncation must be positive, got {threshold}")
+    z = z.clone()
+    out = z.abs() > threshold
+    while out.any():
+        z[out] = torch.randn(int(out.sum()), generator=generator)
+        out = z.abs() > threshold
+    return z

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from gan_core.models.layers import truncate
 from tests.conftest import REPO, explain
 
 pytestmark = pytest.mark.integration
@@ -50,9 +52,20 @@ def test_conditional_run_registers_a_generator_that_takes_labels(workspace):
     drawn = np.load(workspace.path / "s.npy")
     assert drawn.shape == (5, 1, 16, 16)
     # generate.py feeds the pyfunc model: the same seed-0 latents give the same sevens
-    z5 = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    z5 = torch.randn(5, 16, generator=torch.Generator().manual_seed(0)).numpy()
     direct = model.predict({"z": z5, "label": np.full(5, 7, np.int64)})
     assert np.allclose(drawn, (direct + 1) / 2, atol=1e-6)
+    # --truncation: the same draw with the entries beyond +-0.5 redrawn from the same stream
+    cut = workspace.run("generate.py", "--model", "models:/digits-cgan@champion", "--label", "7",
+                        "--n", "5", "--truncation", "0.5", "--npy", "t.npy")
+    assert cut.returncode == 0, explain(cut)
+    gen = torch.Generator().manual_seed(0)
+    z_cut = truncate(torch.randn(5, 16, generator=gen), 0.5, gen).numpy()
+    direct_cut = model.predict({"z": z_cut, "label": np.full(5, 7, np.int64)})
+    assert np.allclose(np.load(workspace.path / "t.npy"), (direct_cut + 1) / 2, atol=1e-6)
+    assert not np.allclose(direct_cut, direct, atol=1e-3)
+    zero = workspace.run("generate.py", "--model", "models:/digits-cgan@champion", "--truncation", "0")
+    assert zero.returncode == 2 and "--truncation must be positive, got 0.0" in zero.stderr
 
     grid = workspace.run("generate.py", "--model", f"models:/digits-cgan/{version.version}",
                          "--n", "30", "--out", "grid.png")

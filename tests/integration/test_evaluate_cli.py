@@ -67,3 +67,21 @@ def test_class_metrics_of_an_unconditional_generator_exit_2(store):
         assert proc.returncode == 2, explain(proc)
         assert "needs a conditional generator" in proc.stderr, explain(proc)
         assert "Traceback" not in proc.stderr
+
+
+def test_truncated_figures_are_logged_apart_from_the_full_normal_ones(store):
+    runs = {}
+    for extra in ([], ["--truncation", "0.5"]):
+        proc = store.run("evaluate.py", "--model", "models:/plain/1", "--metrics", "fid",
+                         "--n", "300", *extra, timeout=300)
+        assert proc.returncode == 0, explain(proc)
+        runs[bool(extra)] = _table(proc.stdout)["fid"]
+    assert "z truncated at 0.5" in proc.stdout
+    (full, floor), (cut, cut_floor) = runs[False], runs[True]
+    assert cut_floor == floor and cut != full  # other samples, the same reals
+    run_id = mlflow.tracking.MlflowClient(store.uri).get_model_version("plain", "1").run_id
+    metrics = store.client().get_run(run_id).data.metrics
+    assert metrics["eval/fid"] == pytest.approx(full, abs=1e-3)
+    assert metrics["eval/truncation_0.5/fid"] == pytest.approx(cut, abs=1e-3)
+    bad = store.run("evaluate.py", "--model", "models:/plain/1", "--truncation", "-1")
+    assert bad.returncode == 2 and "--truncation must be positive, got -1.0" in bad.stderr

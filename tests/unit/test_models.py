@@ -1,15 +1,17 @@
 """gan_core.models: output shapes and ranges of every family, the unpooling layer, the digit
-generator's architecture, spectral norm and reproducible z."""
+generator's architecture, spectral norm, and reproducible and truncated z."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from gan_core.config import load_config
+from gan_core.evaluation import sample
 from gan_core.models import build_models, sample_shape
 from gan_core.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_core.models.digit_cnn import DigitGenerator
-from gan_core.models.layers import Unpool2x2
+from gan_core.models.layers import Unpool2x2, truncate
 
 N = 3
 
@@ -211,6 +213,31 @@ def test_sample_z_is_reproducible_with_a_seeded_generator():
     # consecutive draws from one generator differ
     gen = torch.Generator().manual_seed(7)
     assert not torch.equal(G.sample_z(5, gen), G.sample_z(5, gen))
+
+
+def test_truncate_redraws_only_the_entries_beyond_the_threshold():
+    z = torch.randn(20_000, 8, generator=torch.Generator().manual_seed(0))
+    t = truncate(z, 1.0, torch.Generator().manual_seed(1))
+    inside = z.abs() <= 1.0
+    assert t.abs().max() <= 1.0
+    assert torch.equal(t[inside], z[inside])  # entries already within are kept
+    assert not torch.equal(t[~inside], z[~inside].clamp(-1, 1))  # redrawn, not clipped
+    # the standard normal truncated to [-1, 1]: mean 0, std 0.5396
+    assert abs(t.mean().item()) < 0.01 and t.std().item() == pytest.approx(0.5396, abs=0.005)
+    assert torch.equal(t, truncate(z, 1.0, torch.Generator().manual_seed(1)))  # seeded
+    with pytest.raises(ValueError, match="truncation must be positive, got 0"):
+        truncate(z, 0)
+
+
+def test_sample_with_truncation_feeds_g_the_truncated_z():
+    G, _ = build_models(cfg_of("model.family=dcgan", "data.image_size=8", "model.z_dim=16"))
+    seen = []
+    G.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    full = sample(G, 300, seed=0)
+    cut = sample(G, 300, seed=0, truncation=0.5)
+    assert seen[0].abs().max() > 2 and seen[1].abs().max() <= 0.5
+    assert not np.allclose(full, cut)
+    assert np.array_equal(cut, sample(G, 300, seed=0, truncation=0.5))
 
 
 def test_dcgan_init_scale():
