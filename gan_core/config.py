@@ -576,8 +576,10 @@ def from_dict(values: dict, check_paths: bool = True) -> Config:
 
 
 
-def load_config(path: Optional[str] = None, overrides: tuple[str, ...] | list[str] = ()) -> Config:
-    """Defaults <- YAML file <- `key=value` overrides, then validation."""
+def load_config(path: Optional[str] = None, overrides: tuple[str, ...] | list[str] = (),
+                check_paths: bool = True) -> Config:
+    """Defaults <- YAML file <- `key=value` overrides, then validation (of data paths too, unless
+    `check_paths` is false: for models built without reading their data)."""
     values: dict = {}
     if path is not None:
         p = Path(path)
@@ -593,4 +595,4 @@ def load_config(path: Optional[str] = None, overrides: tuple[str, ...] | list[st
     for text in overrides:
         key, value = parse_override(text)
         values = _merge(values, _nest(key, value))
-    return from_dict(values)
+    return from_dict(values, check_paths)

@@ -1,5 +1,6 @@
 """The speed switches of `train`: per-device resolution, bad values, and the numerics of a few
-GANTraining steps with and without each switch (built as pipelines/worker.py builds them)."""
+GANTraining steps with and without each switch (built as pipelines/worker.py builds them), on the
+CPU and, where torch sees one, on a GPU."""
 import pytest
 import torch
 
@@ -24,43 +25,66 @@ TEXT = [*DCGAN, "model.text_max_len=12", "data.captions_per_image=1", "model.tex
 CAPTIONS = ["a red bird", "two dogs", "a small cat", "nine fish"] * (BATCH // 4)
 FAMILIES = {"dcgan": [*DCGAN, *NO_NORM], "dcgan-batchnorm": DCGAN, "mlp": [*MLP, *NO_NORM],
             "text": [*TEXT, *NO_NORM]}
+# every switch off, whatever "auto" picks on the device: the switch under test overrides its "off"
+OFF = ["train.precision=fp32", "train.channels_last=false", "train.fused_adam=false"]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no GPU: the CUDA kernels are checked on a GPU machine"))]
+# losses and parameters agree to fp32 rounding; cuDNN picks other algorithms per memory format
+TOL = {"cpu": (1e-5, 1e-6), "cuda": (1e-4, 1e-5)}
 
 
-def build(overrides, switches=()):
-    cfg = load_config(None, [*overrides, *switches, "train.ema_half_life_images=100"])
-    fast = resolve(cfg.train, "cpu")
+@pytest.fixture(autouse=True)
+def no_tf32():
+    """fp32 comparisons in fp32: TF32 convolutions (cuDNN's default) keep 10 mantissa bits and
+    would hide what a switch does behind the rounding of whichever algorithm cuDNN picked."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def build(overrides, switches=(), device="cpu"):
+    cfg = load_config(None, [*overrides, *OFF, *switches, "train.ema_half_life_images=100"])
+    fast = resolve(cfg.train, device)
     torch.manual_seed(0)
     G, D = build_models(cfg)
+    G.to(device), D.to(device)
     prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
     opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
     tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
                      cfg.train.ema_half_life_images, BATCH, fast.autocast)
+    tr.G_ema.to(device)
     return cfg, fast, tr
 
 
-def train(overrides, switches=(), steps=STEPS, tr_fast=None):
-    """Losses (steps, 2) and every parameter (G, D, G_ema) after `steps` seeded steps."""
-    cfg, fast, tr = tr_fast or build(overrides, switches)
+def train(overrides, switches=(), steps=STEPS, tr_fast=None, device="cpu"):
+    """Losses (steps, 2) and every parameter (G, D, G_ema) after `steps` seeded steps (on the CPU)."""
+    cfg, fast, tr = tr_fast or build(overrides, switches, device)
+    device = next(tr.G.parameters()).device
     data, z = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     shape = (2,) if cfg.model.family == "mlp" else (1, 16, 16)
-    y = torch.as_tensor(encode(CAPTIONS, 12)) if cfg.model.text_max_len else None
+    y = torch.as_tensor(encode(CAPTIONS, 12)).to(device) if cfg.model.text_max_len else None
     losses = []
     for _ in range(steps):
-        out = tr.step(as_input(torch.rand(BATCH, *shape, generator=data) * 2 - 1, fast), z, y)
+        real = (torch.rand(BATCH, *shape, generator=data) * 2 - 1).to(device)
+        out = tr.step(as_input(real, fast), z, y)
         losses.append(torch.stack([out["d_loss"], out["g_loss"]]))
     flat = torch.cat([p.detach().flatten() for m in (tr.G, tr.D, tr.G_ema) for p in m.parameters()])
-    return (torch.stack(losses) if losses else None), flat, tr
+    return (torch.stack(losses).cpu() if losses else None), flat.cpu(), tr
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("switch", ["train.channels_last=true", "train.fused_adam=true"])
-def test_exact_switches_keep_losses_and_parameters(family, switch):
-    base_losses, base_params, _ = train(FAMILIES[family])
-    losses, params, tr = train(FAMILIES[family], [switch])
-    assert torch.allclose(losses, base_losses, rtol=0, atol=1e-5), (losses, base_losses)
+def test_exact_switches_keep_losses_and_parameters(family, switch, device):
+    base_losses, base_params, _ = train(FAMILIES[family], device=device)
+    losses, params, tr = train(FAMILIES[family], [switch], device=device)
+    loss_tol, param_tol = TOL[device]
+    assert torch.allclose(losses, base_losses, rtol=0, atol=loss_tol), (losses, base_losses)
     if family != "dcgan-batchnorm":
-        assert torch.allclose(params, base_params, rtol=0, atol=1e-6), (params - base_params).abs().max()
-    assert not torch.equal(params, train(FAMILIES[family], steps=0)[1])  # training moved them
+        assert torch.allclose(params, base_params, rtol=0, atol=param_tol), \
+            (params - base_params).abs().max()
+    assert not torch.equal(params, train(FAMILIES[family], steps=0, device=device)[1])  # moved
     if switch == "train.fused_adam=true":
         assert all(g["fused"] for opt in (tr.opt_g, tr.opt_d) for g in opt.param_groups)
     elif family != "mlp":
@@ -68,12 +92,13 @@ def test_exact_switches_keep_losses_and_parameters(family, switch):
         assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_bf16_autocast_gives_close_fp32_losses(family):
+def test_bf16_autocast_gives_close_fp32_losses(family, device):
     """bf16 keeps 8 bits of mantissa (relative step 2**-8 ~ 0.4%): the nets' outputs round at
     every layer, so losses of ~1.4 agree to a few bf16 steps (0.02), not to fp32's 1e-5."""
-    base_losses, _, _ = train(FAMILIES[family])
-    losses, params, tr = train(FAMILIES[family], ["train.precision=bf16"])
+    base_losses, _, _ = train(FAMILIES[family], device=device)
+    losses, params, tr = train(FAMILIES[family], ["train.precision=bf16"], device=device)
     assert torch.isfinite(params).all()
     assert losses.dtype == torch.float32  # the losses themselves are computed in fp32
     assert torch.allclose(losses, base_losses, rtol=0, atol=2e-2), (losses, base_losses)
@@ -170,14 +195,37 @@ def test_ema_update_matches_a_per_parameter_lerp():
     assert all(torch.equal(a, b) for a, b in zip(ema.buffers(), G.buffers()))
 
 
-def test_compile_keeps_losses_parameters_and_checkpoint_keys():
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_keeps_losses_parameters_and_checkpoint_keys(device):
     """torch.compile of G and D (the MLP, the quickest to compile): same losses and parameters
     as eager (fused kernels may round differently), through D's requires_grad switching between
     phases, and the same state-dict keys, so checkpoints stay loadable without compiling."""
-    base_losses, base_params, eager = train(FAMILIES["mlp"], steps=3)
-    losses, params, tr = train(FAMILIES["mlp"], ["train.compile=true"], steps=3)
+    base_losses, base_params, eager = train(FAMILIES["mlp"], steps=3, device=device)
+    losses, params, tr = train(FAMILIES["mlp"], ["train.compile=true"], steps=3, device=device)
     assert tr.G._compiled_call_impl is not None and tr.D._compiled_call_impl is not None
     assert torch.allclose(losses, base_losses, rtol=0, atol=1e-5), (losses, base_losses)
     assert torch.allclose(params, base_params, rtol=0, atol=1e-5)
     assert tr.state_dict()["G"].keys() == eager.state_dict()["G"].keys()
     assert tr.state_dict()["D"].keys() == eager.state_dict()["D"].keys()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU: host syncs exist only on one")
+@pytest.mark.parametrize("family", ["dcgan-batchnorm", "text"])
+def test_a_cuda_step_never_waits_for_the_gpu(family):
+    """With the GPU defaults (bf16, channels_last, fused Adam, EMA), a step queues its kernels and
+    returns: no .item(), no pageable copy, no data-dependent shape makes the host wait. CUDA's
+    sync debug mode turns any such wait into an error."""
+    cfg, fast, tr = build(FAMILIES[family], ["train.precision=bf16", "train.channels_last=true",
+                                             "train.fused_adam=true"], "cuda")
+    train(FAMILIES[family], steps=2, tr_fast=(cfg, fast, tr))  # lazy state (Adam moments) first
+    real = as_input(torch.rand(BATCH, 1, 16, 16, device="cuda") * 2 - 1, fast)
+    y = torch.as_tensor(encode(CAPTIONS, 12)).cuda() if cfg.model.text_max_len else None
+    z = torch.Generator().manual_seed(3)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            out = tr.step(real, z, y)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(out["d_loss"]).item() and out["d_loss"].device.type == "cuda"

@@ -1,0 +1,103 @@
+"""Quality over images seen with the plain single-process loop (GANTraining.step on pre-loaded,
+shuffled tensors: no Ray, no DDP, no MLflow), on any device, with the speed switches the device
+gets by default: a GPU's time-to-quality curve where the pipeline's stack is not installed.
+
+    python bench/plain_quality.py --config tune_configs/dcgan_mnist.yaml --device cuda
+        --evaluator-weights evaluator.pt [--images 3000000] [--eval-every 300000] [--n 2000]
+        [--set key=value ...]
+
+`--evaluator-weights`: a DigitClassifier state dict (torch.save of the registered evaluator's
+weights). Every `--eval-every` images, n samples of the EMA generator are scored with FID and IS
+against n real images drawn as the pipeline draws its reference (eval.num_real, seeded); the
+floor row is FID between that reference and n other real images. `train s` is the wall time of
+the steps alone, `eval s` of the evaluations. The run stops at the first non-finite loss."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gan_core.config import load_config  # noqa: E402
+from gan_core.data import load_source  # noqa: E402
+from gan_core.data.transforms import preprocess_images  # noqa: E402
+from gan_core.evaluation import quality_metrics, sample  # noqa: E402
+from gan_core.models import build_models  # noqa: E402
+from gan_core.models.evaluator import DigitClassifier  # noqa: E402
+from gan_core.speedups import as_input, prepare_models, resolve  # noqa: E402
+from gan_core.training import GANTraining, make_optimizers  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--evaluator-weights", required=True)
+    p.add_argument("--images", type=float, default=3e6)
+    p.add_argument("--eval-every", type=float, default=3e5)
+    p.add_argument("--n", type=int, default=2000)
+    args = p.parse_args()
+    cfg = load_config(args.config, args.set)
+    net = DigitClassifier()
+    net.load_state_dict(torch.load(args.evaluator_weights, map_location="cpu", weights_only=True))
+    net.to(args.device).eval()
+    data = load_source(cfg.data, seed=cfg.seed)
+    if len(data.x) < 2 * args.n:
+        sys.exit(f"--n {args.n}: the floor needs 2n real images, the data has {len(data.x)}")
+    order = np.random.default_rng(cfg.seed).permutation(len(data.x))  # as pipelines/run.py draws
+    real = preprocess_images(data.x[order[:args.n]], cfg.data.image_size, cfg.data.channels)
+    other = preprocess_images(data.x[order[-args.n:]], cfg.data.image_size, cfg.data.channels)
+    floor = quality_metrics(cfg.data.source, other, ("fid", "is"), real, net)
+
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    fast = resolve(cfg.train, torch.device(args.device).type)
+    torch.manual_seed(cfg.seed)
+    G, D = build_models(cfg)
+    G.to(args.device), D.to(args.device)
+    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
+    tr = GANTraining(G, D, *make_optimizers(G, D, cfg.train, fast.fused_adam), cfg.loss,
+                     cfg.train.n_critic, cfg.train.ema_half_life_images, cfg.train.batch_size,
+                     fast.autocast)
+    if tr.G_ema is not None:
+        tr.G_ema.to(args.device)
+    x = as_input(torch.from_numpy(preprocess_images(data.x, cfg.data.image_size,
+                                                    cfg.data.channels)).to(args.device), fast)
+    bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(cfg.seed)
+    batches = len(x) // bs
+    sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
+    print(f"{args.config} on {args.device} ({fast}), batch {bs}, n {args.n}")
+    print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s}")
+    print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {floor['fid']:7.3f} {floor['is']:6.2f}", flush=True)
+    train_s = eval_s = 0.0
+    next_eval, i = args.eval_every, 0
+    while tr.images_seen < args.images:
+        sync()
+        start = time.perf_counter()
+        while tr.images_seen < next_eval:
+            if i % batches == 0:
+                perm = torch.randperm(len(x), generator=gen).to(args.device)
+            out = tr.step(x[perm[(i % batches) * bs:(i % batches + 1) * bs]], gen)
+            i += 1
+        sync()
+        train_s += time.perf_counter() - start
+        if not all(torch.isfinite(v).all() for v in out.values()):
+            print(f"non-finite loss by {tr.images_seen:,} images: stopped")
+            return
+        start = time.perf_counter()
+        m = quality_metrics(cfg.data.source, sample(tr.generator, args.n, seed=cfg.seed,
+                                                    device=args.device), ("fid", "is"), real, net)
+        eval_s += time.perf_counter() - start
+        print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "
+              f"{m['fid']:7.3f} {m['is']:6.2f}", flush=True)
+        next_eval += args.eval_every
+
+
+if __name__ == "__main__":
+    main()
