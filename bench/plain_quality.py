@@ -3,11 +3,12 @@ shuffled tensors: no Ray, no DDP, no MLflow), on any device, with the speed swit
 gets by default: a GPU's time-to-quality curve where the pipeline's stack is not installed.
 
     python bench/plain_quality.py --config tune_configs/dcgan_mnist.yaml --device cuda
-        --evaluator-weights evaluator.pt [--images 3000000] [--eval-every 300000] [--n 2000]
+        --evaluator evaluator.pt [--images 3000000] [--eval-every 300000] [--n 2000]
         [--set key=value ...]
 
-`--evaluator-weights`: a DigitClassifier state dict (torch.save of the registered evaluator's
-weights). Every `--eval-every` images, n samples of the EMA generator are scored with FID and IS
+`--evaluator`: a file holding a DigitClassifier state dict (for a machine without MLflow: save it
+with `--save-evaluator FILE` where MLflow is) or an MLflow model URI such as
+models:/mnist-evaluator@champion. Every `--eval-every` images, n samples of the EMA generator are scored with FID and IS
 against n real images drawn as the pipeline draws its reference (eval.num_real, seeded); the
 floor row is FID between that reference and n other real images. `train s` is the wall time of
 the steps alone, `eval s` of the evaluations. The run stops at the first non-finite loss."""
@@ -34,19 +35,31 @@ from gan_core.speedups import as_input, prepare_models, resolve  # noqa: E402
 from gan_core.training import GANTraining, make_optimizers  # noqa: E402
 
 
+def evaluator(where: str) -> DigitClassifier:
+    if Path(where).is_file():
+        net = DigitClassifier()
+        net.load_state_dict(torch.load(where, map_location="cpu", weights_only=True))
+        return net
+    from pipelines.evaluators import load_evaluator  # MLflow: only for a model URI
+
+    return load_evaluator(where)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--evaluator-weights", required=True)
+    p.add_argument("--evaluator", required=True, help="a state-dict file or an MLflow model URI")
+    p.add_argument("--save-evaluator", metavar="FILE", help="also save its weights there")
     p.add_argument("--images", type=float, default=3e6)
     p.add_argument("--eval-every", type=float, default=3e5)
     p.add_argument("--n", type=int, default=2000)
     args = p.parse_args()
     cfg = load_config(args.config, args.set)
-    net = DigitClassifier()
-    net.load_state_dict(torch.load(args.evaluator_weights, map_location="cpu", weights_only=True))
+    net = evaluator(args.evaluator)
+    if args.save_evaluator:
+        torch.save(net.state_dict(), args.save_evaluator)
     net.to(args.device).eval()
     data = load_source(cfg.data, seed=cfg.seed)
     if len(data.x) < 2 * args.n:
