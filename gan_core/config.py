@@ -52,7 +52,7 @@ class ConfigError(ValueError):
     """A bad configuration value; the message starts with the dotted key at fault."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.detail = key, message
         super().__init__(f"config key '{key}': {message}")
 
 

@@ -43,6 +43,8 @@ def start(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[str, MlflowCl
     mlflow.set_tracking_uri(uri)
     try:
         eval_inputs = evaluation_inputs(cfg, data)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}{e.key}", e.detail) from None
     except ValueError as e:  # srgan reads no evaluator, only VGG weights
         key = "loss.vgg_weights" if cfg.model.family == "srgan" else "eval.evaluator"
         raise ConfigError(f"{prefix}{key}", str(e)) from None
@@ -96,9 +98,15 @@ def make_trainer(cfg: Config, dataset, uri: str, run_id: str | None, storage: st
     )
 
 
+# metrics that compare samples with the real reference: their real-vs-real floor is logged
+FLOOR_METRICS = ("fid", "kid", "is", "pr", "swd")
+
+
 def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
     """The feature net's weights and a real reference set for rank 0's periodic evaluation; a
-    text-to-image run's evaluation captions (also drawn for its sample grids)."""
+    text-to-image run's evaluation captions (also drawn for its sample grids); and the floor of
+    each metric that compares with the reference: eval.num_samples other real images scored
+    as the samples will be (same counts, so the same sample-size bias), where the data has them."""
     if cfg.model.family == "srgan":
         return sr_inputs(cfg, data)
     out = _caption_inputs(cfg, data) if cfg.model.text_max_len else {}
@@ -109,8 +117,10 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
     from pipelines.evaluators import load_evaluator
 
     n = min(cfg.eval.num_real, len(data.x))
-    idx = np.random.default_rng(cfg.seed).permutation(len(data.x))[:n]
-    out["real_reference"] = real = preprocess_images(data.x[idx], cfg.data.image_size, cfg.data.channels)
+    order = np.random.default_rng(cfg.seed).permutation(len(data.x))
+    out["real_reference"] = real = preprocess_images(data.x[order[:n]], cfg.data.image_size,
+                                                     cfg.data.channels)
+    net = None
     if cfg.eval.evaluator:
         net = load_evaluator(cfg.eval.evaluator)
         # Stacked MNIST is judged one channel at a time
@@ -123,6 +133,23 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
                              f"{cfg.eval.evaluator} tells {net.num_classes} classes apart and "
                              f"model.num_classes is {cfg.model.num_classes}")
         out["evaluator_state"] = net.state_dict()
+    floor_metrics = [m for m in cfg.eval.metrics if m in FLOOR_METRICS]
+    other = order[n:n + cfg.eval.num_samples]
+    if floor_metrics and len(other) == cfg.eval.num_samples:
+        from gan_core.evaluation import quality_metrics
+
+        images = preprocess_images(data.x[other], cfg.data.image_size, cfg.data.channels)
+        try:  # counts too small for a metric fail here, before training, as they would later
+            out["eval_floor"] = floor = quality_metrics(cfg.data.source, images, floor_metrics,
+                                                        real, net)
+        except ValueError as e:
+            raise ConfigError("eval.metrics", f"{e} (eval.num_samples {cfg.eval.num_samples}, "
+                                                  f"eval.num_real {cfg.eval.num_real})") from None
+        print(f"evaluation floor ({len(other):,} real images against the {n:,}-image reference): "
+              + ", ".join(f"{k} {v:.4g}" for k, v in floor.items()))
+    elif floor_metrics:
+        print(f"no evaluation floor: it needs eval.num_real + eval.num_samples = "
+              f"{n + cfg.eval.num_samples:,} real images, the data has {len(data.x):,}")
     return out
 
 

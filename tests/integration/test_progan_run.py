@@ -8,6 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from gan_core.config import load_config
+from gan_core.data import load_source
+from gan_core.data.transforms import preprocess_images
+from gan_core.metrics import evaluate
 from tests.conftest import REPO, explain
 
 pytestmark = pytest.mark.integration
@@ -35,6 +39,15 @@ def test_progan_grows_logs_each_resolution_and_registers(workspace):
     assert [s for s, _ in history["res16/swd"]] == [28]
     assert all(math.isfinite(v) and v > 0 for k in ("res4/swd", "res8/swd", "res16/swd")
                for _, v in history[k])
+    # the real-vs-real floor, logged once with the run's evaluation: 200 real images (the
+    # next ones of the reference's seeded order) against the 200-image reference
+    (floor,) = client.get_metric_history(run.info.run_id, "floor/swd")
+    cfg = load_config(SMALL[1], list(SMALL[3::2]))
+    data = load_source(cfg.data, seed=cfg.seed)
+    order = np.random.default_rng(cfg.seed).permutation(len(data.x))
+    ref, other = (preprocess_images(data.x[i], 16, 1) for i in (order[:200], order[200:400]))
+    assert floor.value == pytest.approx(evaluate("swd", other, real=ref)["swd"], rel=1e-6)
+    assert 0 < floor.value < run.data.metrics["swd"]
     assert history["resolution"][:6] == [(2, 4.0), (4, 8.0), (6, 8.0), (8, 8.0), (10, 8.0), (12, 16.0)]
     assert history["alpha"][1:4] == [(4, 0.0), (6, 0.5), (8, 1.0)]
     samples = [a.path for a in client.list_artifacts(run.info.run_id, "samples")]
