@@ -3,15 +3,16 @@ shuffled tensors: no Ray, no DDP, no MLflow), on any device, with the speed swit
 gets by default: a GPU's time-to-quality curve where the pipeline's stack is not installed.
 
     python bench/plain_quality.py --config tune_configs/dcgan_mnist.yaml --device cuda
-        --evaluator evaluator.pt [--images 3000000] [--eval-every 300000] [--n 2000]
-        [--set key=value ...]
+        --evaluator evaluator.pt [--images 3000000] [--eval-every 300000] [--set key=value ...]
 
 `--evaluator`: a file holding a DigitClassifier state dict (for a machine without MLflow: save it
 with `--save-evaluator FILE` where MLflow is) or an MLflow model URI such as
-models:/mnist-evaluator@champion. Every `--eval-every` images, n samples of the EMA generator are scored with FID and IS
-against n real images drawn as the pipeline draws its reference (eval.num_real, seeded); the
-floor row is FID between that reference and n other real images. `train s` is the wall time of
-the steps alone, `eval s` of the evaluations. The run stops at the first non-finite loss."""
+models:/mnist-evaluator@champion. Every `--eval-every` images, eval.num_samples samples of the
+EMA generator are scored with FID and IS against the pipeline's own reference (the first
+eval.num_real images of the seeded order); the floor row scores the eval.num_samples real images
+that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
+alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
+not finite."""
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,6 @@ def main() -> None:
     p.add_argument("--save-evaluator", metavar="FILE", help="also save its weights there")
     p.add_argument("--images", type=float, default=3e6)
     p.add_argument("--eval-every", type=float, default=3e5)
-    p.add_argument("--n", type=int, default=2000)
     args = p.parse_args()
     cfg = load_config(args.config, args.set)
     net = evaluator(args.evaluator)
@@ -62,11 +62,13 @@ def main() -> None:
         torch.save(net.state_dict(), args.save_evaluator)
     net.to(args.device).eval()
     data = load_source(cfg.data, seed=cfg.seed)
-    if len(data.x) < 2 * args.n:
-        sys.exit(f"--n {args.n}: the floor needs 2n real images, the data has {len(data.x)}")
+    n_real, n = cfg.eval.num_real, cfg.eval.num_samples
+    if len(data.x) < n_real + n:
+        sys.exit(f"the floor needs eval.num_real + eval.num_samples = {n_real + n} real images, "
+                 f"the data has {len(data.x)}")
     order = np.random.default_rng(cfg.seed).permutation(len(data.x))  # as pipelines/run.py draws
-    real = preprocess_images(data.x[order[:args.n]], cfg.data.image_size, cfg.data.channels)
-    other = preprocess_images(data.x[order[-args.n:]], cfg.data.image_size, cfg.data.channels)
+    real, other = (preprocess_images(data.x[i], cfg.data.image_size, cfg.data.channels)
+                   for i in (order[:n_real], order[n_real:n_real + n]))
     floor = quality_metrics(cfg.data.source, other, ("fid", "is"), real, net)
 
     torch.set_num_threads(cfg.train.threads_per_worker)
@@ -85,7 +87,7 @@ def main() -> None:
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(cfg.seed)
     batches = len(x) // bs
     sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
-    print(f"{args.config} on {args.device} ({fast}), batch {bs}, n {args.n}")
+    print(f"{args.config} on {args.device} ({fast}), batch {bs}, {n} samples vs {n_real} real")
     print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s}")
     print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {floor['fid']:7.3f} {floor['is']:6.2f}", flush=True)
     train_s = eval_s = 0.0
@@ -104,7 +106,7 @@ def main() -> None:
             print(f"non-finite loss by {tr.images_seen:,} images: stopped")
             return
         start = time.perf_counter()
-        m = quality_metrics(cfg.data.source, sample(tr.generator, args.n, seed=cfg.seed,
+        m = quality_metrics(cfg.data.source, sample(tr.generator, n, seed=cfg.seed,
                                                     device=args.device), ("fid", "is"), real, net)
         eval_s += time.perf_counter() - start
         print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "

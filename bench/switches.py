@@ -59,7 +59,7 @@ def build(model: str, switches: list[str], device: str):
     _, config, sets, shape = MODELS[model]
     cfg = load_config(str(REPO / "tune_configs" / config) if config else None,
                       [*sets, *switches], check_paths=False)  # the switch overrides its "off"
-    fast = resolve(cfg.train, device)
+    fast = resolve(cfg.train, torch.device(device).type)
     torch.manual_seed(0)
     G, D = build_models(cfg)
     G.to(device), D.to(device)
@@ -111,6 +111,8 @@ def main() -> None:
                    help="the device's peak (e.g. 989 for an H200's dense bf16)")
     p.add_argument("--kernels", action="store_true", help="GPU kernels per step and GPU busy share")
     args = p.parse_args()
+    if args.kernels and torch.device(args.device).type != "cuda":
+        p.error("--kernels counts GPU kernels: it needs --device cuda")
     models = args.models.split(",")
     if unknown := set(models) - set(MODELS):
         p.error(f"--models: unknown {sorted(unknown)}; known: {', '.join(MODELS)}")

@@ -17,8 +17,8 @@ from gan_core.data import ArrayData
 from gan_core.data.transforms import preprocess_images
 from pipelines.datasets import to_ray_dataset
 from pipelines.run_marker import clear_divergence, read_divergence
-from pipelines.tracking import (log_generator, log_skipped, start_or_resume_run, tracking_uri,
-                                update_champion)
+from pipelines.tracking import (log_generator, log_metrics, log_skipped, start_or_resume_run,
+                                tracking_uri, update_champion)
 from pipelines.worker import train_loop
 
 
@@ -139,17 +139,18 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
         from gan_core.evaluation import quality_metrics
 
         images = preprocess_images(data.x[other], cfg.data.image_size, cfg.data.channels)
-        try:  # counts too small for a metric fail here, before training, as they would later
+        try:  # what a metric refuses here, it would refuse at the first evaluation
             out["eval_floor"] = floor = quality_metrics(cfg.data.source, images, floor_metrics,
                                                         real, net)
         except ValueError as e:
-            raise ConfigError("eval.metrics", f"{e} (eval.num_samples {cfg.eval.num_samples}, "
-                                                  f"eval.num_real {cfg.eval.num_real})") from None
+            counts = f" (eval.num_samples {cfg.eval.num_samples}, eval.num_real " \
+                     f"{cfg.eval.num_real})" if "needs at least" in str(e) else ""
+            raise ConfigError("eval.metrics", f"{e}{counts}") from None
         print(f"evaluation floor ({len(other):,} real images against the {n:,}-image reference): "
               + ", ".join(f"{k} {v:.4g}" for k, v in floor.items()))
     elif floor_metrics:
         print(f"no evaluation floor: it needs eval.num_real + eval.num_samples = "
-              f"{n + cfg.eval.num_samples:,} real images, the data has {len(data.x):,}")
+              f"{cfg.eval.num_real + cfg.eval.num_samples:,} real images, the data has {len(data.x):,}")
     return out
 
 
@@ -182,14 +183,22 @@ def run_training(cfg: Config, data: ArrayData, storage: str) -> int:
     run_id, resumed = start_or_resume_run(
         client, cfg.mlflow.experiment, cfg.name, cfg.flat(),
         tags={"data": data.description, "ray.storage_path": storage})
+    floor = eval_inputs.pop("eval_floor", None)
     if not resumed:
         log_skipped(client, run_id, data.skipped)
+        log_floor(client, run_id, floor)  # once per run: a resume or restart has it already
     print(f"run '{cfg.name}' ({'resumed' if resumed else 'new'}): MLflow run {run_id} at {uri}")
     try:
         return _train_and_register(cfg, data, storage, uri, client, run_id, eval_inputs)
     except BaseException as e:  # Ctrl-C included: never leave the MLflow run RUNNING
         _fail(client, run_id, f"{type(e).__name__}: {e}")
         raise
+
+
+def log_floor(client: MlflowClient, run_id: str, floor: dict | None) -> None:
+    """evaluation_inputs' real-data floor as floor/<metric> at step 0 (none: nothing)."""
+    if floor:
+        log_metrics(client, run_id, {f"floor/{k}": v for k, v in floor.items()}, 0)
 
 
 def _fail(client: MlflowClient, run_id: str, reason: str) -> None:

@@ -15,7 +15,7 @@ from gan_core.config import ConfigError
 from gan_core.data import ArrayData
 from gan_core.sweep import Sweep
 from pipelines.datasets import to_ray_dataset
-from pipelines.run import register_checkpoint, start
+from pipelines.run import log_floor, register_checkpoint, start
 from pipelines.sweep_trial import run_trial
 from pipelines.sweep_tracking import PARENT_TAG, TRIAL_TAG, SweepTracker
 from pipelines.tracking import RUN_NAME_TAG, log_skipped, start_or_resume_run
@@ -41,6 +41,7 @@ def run_sweep(sweep: Sweep, data: ArrayData, root: str, resume: bool, config_pat
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    floor = eval_inputs.pop("eval_floor", None)  # the trials share it: logged on the parent
     limit = concurrency(sweep, ray.cluster_resources())
     exp_dir = Path(root, sweep.name) if "://" not in root else None
     if resume and not tune.Tuner.can_restore(f"{root}/{sweep.name}"):
@@ -61,6 +62,7 @@ def run_sweep(sweep: Sweep, data: ArrayData, root: str, resume: bool, config_pat
                                            new=True)
         client.log_artifact(parent_id, config_path, "sweep")
         log_skipped(client, parent_id, data.skipped)
+        log_floor(client, parent_id, floor)
     else:
         parent_id = parent.info.run_id
         client.update_run(parent_id, status="RUNNING")

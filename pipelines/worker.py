@@ -204,7 +204,6 @@ class _Judge:
     def __init__(self, cfg, config: dict, device):
         self.cfg, self.device = cfg, device
         self.real = config.get("real_reference")
-        self.floor = config.get("eval_floor") or {}  # logged with the first evaluation
         self.net = None
         if config.get("evaluator_state") is not None:
             self.net = DigitClassifier().to(device).eval()
@@ -249,8 +248,7 @@ class _Judge:
         if self.captions is not None:
             self.latest.update(mismatch_accuracy(unwrap(tr.D), *self.mismatch))
         self.measured_at = tr.images_seen
-        floor, self.floor = {f"floor/{k}": v for k, v in self.floor.items()}, {}
-        log.metrics({**self.latest, **floor, "eval_images_seen": tr.images_seen}, tr.step_index)
+        log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
 
     def log_resolution(self, tr: ProgressiveGANTraining, log: RankZeroLog, resolution: int) -> None:
         """ProGAN, at the end of a resolution's phases: a sample grid, and the eval metrics against

@@ -58,7 +58,7 @@ def build(overrides, switches=(), device="cpu"):
 
 
 def train(overrides, switches=(), steps=STEPS, tr_fast=None, device="cpu"):
-    """Losses (steps, 2) and every parameter (G, D, G_ema) after `steps` seeded steps (on the CPU)."""
+    """Losses (steps, 2) and every parameter (G, D, G_ema) after `steps` seeded steps (returned on the CPU)."""
     cfg, fast, tr = tr_fast or build(overrides, switches, device)
     device = next(tr.G.parameters()).device
     data, z = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
