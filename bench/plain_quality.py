@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from gan_core.config import load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
 from gan_core.data.transforms import preprocess_images  # noqa: E402
-from gan_core.evaluation import quality_metrics, sample  # noqa: E402
+from gan_core.evaluation import quality_metrics, real_split, sample  # noqa: E402
 from gan_core.models import build_models  # noqa: E402
 from gan_core.models.evaluator import DigitClassifier  # noqa: E402
 from gan_core.speedups import as_input, prepare_models, resolve  # noqa: E402
@@ -66,9 +65,8 @@ def main() -> None:
     if len(data.x) < n_real + n:
         sys.exit(f"the floor needs eval.num_real + eval.num_samples = {n_real + n} real images, "
                  f"the data has {len(data.x)}")
-    order = np.random.default_rng(cfg.seed).permutation(len(data.x))  # as pipelines/run.py draws
     real, other = (preprocess_images(data.x[i], cfg.data.image_size, cfg.data.channels)
-                   for i in (order[:n_real], order[n_real:n_real + n]))
+                   for i in real_split(len(data.x), n_real, n, cfg.seed))  # as a run draws them
     floor = quality_metrics(cfg.data.source, other, ("fid", "is"), real, net)
 
     torch.set_num_threads(cfg.train.threads_per_worker)

@@ -111,14 +111,15 @@ def main() -> None:
                    help="the device's peak (e.g. 989 for an H200's dense bf16)")
     p.add_argument("--kernels", action="store_true", help="GPU kernels per step and GPU busy share")
     args = p.parse_args()
-    if args.kernels and torch.device(args.device).type != "cuda":
+    cuda = torch.device(args.device).type == "cuda"
+    if args.kernels and not cuda:
         p.error("--kernels counts GPU kernels: it needs --device cuda")
     models = args.models.split(",")
     if unknown := set(models) - set(MODELS):
         p.error(f"--models: unknown {sorted(unknown)}; known: {', '.join(MODELS)}")
     torch.set_num_threads(1)
     switches = {**SWITCHES, **({"auto+compile": ["train.compile=true"]} if args.compile else {})}
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     print(f"{'model':38s} {'switch':14s} {'ms/step':>9s} {'images/s':>9s} {'speed-up':>9s} "
           f"{'TFLOP/s':>8s} {'% peak':>7s}" + (f" {'kernels':>8s} {'GPU busy':>8s}" if args.kernels else ""))
     for model in models:

@@ -14,6 +14,13 @@ from .models.conditional import ConditionalGenerator
 from .viz import save_image_grid, toy_plot
 
 
+def real_split(n: int, num_real: int, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into n real images: the evaluation's reference (the first num_real of a seeded
+    order) and its floor set (the num_samples after them; fewer where the data runs out)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:num_real], order[num_real:num_real + num_samples]
+
+
 def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
     """The labels `sample` draws for when none are given: balanced for a conditional G (class
     i % k for sample i), None for an unconditional one."""

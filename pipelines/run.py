@@ -5,7 +5,6 @@ import os
 import sys
 
 import mlflow
-import numpy as np
 import ray
 import ray.train
 from mlflow.tracking import MlflowClient
@@ -112,13 +111,13 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
     out = _caption_inputs(cfg, data) if cfg.model.text_max_len else {}
     if not cfg.eval.metrics:
         return out
+    from gan_core.evaluation import quality_metrics, real_split
     from gan_core.metrics.features import check_images
 
     from pipelines.evaluators import load_evaluator
 
-    n = min(cfg.eval.num_real, len(data.x))
-    order = np.random.default_rng(cfg.seed).permutation(len(data.x))
-    out["real_reference"] = real = preprocess_images(data.x[order[:n]], cfg.data.image_size,
+    ref, other = real_split(len(data.x), cfg.eval.num_real, cfg.eval.num_samples, cfg.seed)
+    out["real_reference"] = real = preprocess_images(data.x[ref], cfg.data.image_size,
                                                      cfg.data.channels)
     net = None
     if cfg.eval.evaluator:
@@ -134,10 +133,7 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
                              f"model.num_classes is {cfg.model.num_classes}")
         out["evaluator_state"] = net.state_dict()
     floor_metrics = [m for m in cfg.eval.metrics if m in FLOOR_METRICS]
-    other = order[n:n + cfg.eval.num_samples]
     if floor_metrics and len(other) == cfg.eval.num_samples:
-        from gan_core.evaluation import quality_metrics
-
         images = preprocess_images(data.x[other], cfg.data.image_size, cfg.data.channels)
         try:  # what a metric refuses here, it would refuse at the first evaluation
             out["eval_floor"] = floor = quality_metrics(cfg.data.source, images, floor_metrics,
@@ -146,7 +142,7 @@ def evaluation_inputs(cfg: Config, data: ArrayData) -> dict:
             counts = f" (eval.num_samples {cfg.eval.num_samples}, eval.num_real " \
                      f"{cfg.eval.num_real})" if "needs at least" in str(e) else ""
             raise ConfigError("eval.metrics", f"{e}{counts}") from None
-        print(f"evaluation floor ({len(other):,} real images against the {n:,}-image reference): "
+        print(f"evaluation floor ({len(other):,} real images against the {len(ref):,}-image reference): "
               + ", ".join(f"{k} {v:.4g}" for k, v in floor.items()))
     elif floor_metrics:
         print(f"no evaluation floor: it needs eval.num_real + eval.num_samples = "
