@@ -121,6 +121,10 @@ class LossConfig:
     # DiffAugment: transforms applied to every image D sees, real and fake (gan_core/augment.py);
     # against D memorising a small training set. e.g. [translation, cutout]
     diffaugment: list = field(default_factory=list)
+    # top-k training (Sinha et al. 2020): G learns only from the fakes D rates most real. The
+    # share kept halves every topk_half_life_images, from 1 down to topk; 0 keeps every fake
+    topk: float = 0.0
+    topk_half_life_images: float = 300_000.0
 
 
 @dataclass
@@ -374,6 +378,13 @@ def _check(cfg: Config, check_paths: bool) -> None:
                           f"data.caption_column")
     if not 0 <= cfg.loss.mismatch_weight < 1:
         raise ConfigError("loss.mismatch_weight", "must be in [0, 1)")
+    if not 0 <= cfg.loss.topk < 1:
+        raise ConfigError("loss.topk", f"the least share of fakes G learns from: in (0, 1), or 0 "
+                                       f"for all of them; got {cfg.loss.topk}")
+    if cfg.loss.topk and not cfg.loss.topk_half_life_images > 0:
+        raise ConfigError("loss.topk_half_life_images", "must be positive")
+    if cfg.loss.topk and cfg.model.family == "srgan":
+        raise ConfigError("loss.topk", "srgan's G learns from every low-res input; set 0")
     conditional = cfg.model.num_classes or cfg.model.text_max_len
     for key in ("loss.mismatch_weight", "loss.interp_weight"):
         if getattr(cfg.loss, key.split(".")[1]) and not conditional:

@@ -165,7 +165,7 @@ class GANTraining:
             self.opt_g.zero_grad(set_to_none=True)
             fake = self._fake(real.shape[0], y, z_gen, real.device)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
-                loss = self.loss.g(self._judge(fake, y))
+                loss = self.loss.g(self._top_k(self._judge(fake, y)))
                 if self.loss_cfg.interp_weight > 0:  # GAN-INT: halfway between two conditions
                     mix = (y.roll(1, 0), 0.5)
                     between = self._fake(real.shape[0], y, z_gen, real.device, mix)
@@ -177,6 +177,16 @@ class GANTraining:
         if self.G_ema is not None:
             ema_update(self.G_ema, unwrap(self.G), self.ema_beta)
         return {"g_loss": loss.detach()}
+
+    def _top_k(self, scores: Tensor) -> Tensor:
+        """The fakes' D outputs G learns from: all, or (loss.topk) the highest share, which
+        falls from 1 by half every topk_half_life_images to loss.topk. Per rank, on its own batch."""
+        nu = self.loss_cfg.topk
+        if not nu:
+            return scores
+        share = max(nu, 0.5 ** (self.images_seen / self.loss_cfg.topk_half_life_images))
+        scores = scores.flatten()
+        return scores.topk(max(1, round(share * scores.numel()))).values
 
     def state_dict(self) -> dict:
         return {

@@ -213,9 +213,17 @@ def test_flat_has_dotted_keys():
     ("data.channels=2", "data.channels"),
     ("name=a/b", "name"),
     ("model.fc_width=-1", "model.fc_width"),
+    ("loss.topk=1.0", "loss.topk"),
+    ("loss.topk=-0.5", "loss.topk"),
 ])
 def test_out_of_range_values_name_the_key(override, key):
     assert _error([override]).key == key
+
+
+def test_top_k_needs_a_positive_half_life_and_a_z_driven_generator():
+    assert _error(["loss.topk=0.5", "loss.topk_half_life_images=0"]).key == "loss.topk_half_life_images"
+    e = _error(["loss.topk=0.5", "model.family=srgan", "data.image_size=32"])
+    assert e.key == "loss.topk" and "srgan" in str(e)
 
 
 def test_fc_width_is_refused_outside_dcgan():

@@ -121,6 +121,22 @@ def test_n_critic_2_updates_g_on_even_steps_only():
     assert tr.images_seen == 4 * BATCH
 
 
+def test_top_k_g_loss_keeps_the_fakes_d_rates_highest_and_anneals_their_share():
+    tr = make("loss.topk=0.25", "loss.topk_half_life_images=100")
+    real = batches(1)[0]
+    # images seen -> fakes kept: 1 at the start, half after one half-life, never below 1/4
+    for images_seen, kept in ((0, BATCH), (100, BATCH // 2), (10_000, BATCH // 4)):
+        tr.images_seen = images_seen
+        with torch.no_grad():
+            scores = tr.D(tr.G(tr.G.sample_z(BATCH, torch.Generator().manual_seed(5), "cpu"))).flatten()
+        top = scores.sort(descending=True).values[:kept]
+        expected = tr.loss.g(top)
+        if kept < BATCH:  # the lowest-rated share would give another loss
+            assert not torch.isclose(expected, tr.loss.g(scores.sort().values[:kept]))
+        out = tr._phase_g(real, torch.Generator().manual_seed(5))
+        assert torch.allclose(out["g_loss"], expected, atol=1e-6), images_seen
+
+
 def test_step_metrics_are_detached_tensors():
     tr = make()
     out = tr.step(batches(1)[0], torch.Generator().manual_seed(0))
