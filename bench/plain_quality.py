@@ -25,14 +25,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gan_core.build import build_training  # noqa: E402
 from gan_core.config import load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
 from gan_core.data.transforms import preprocess_images  # noqa: E402
 from gan_core.evaluation import quality_metrics, real_split, sample  # noqa: E402
-from gan_core.models import build_models  # noqa: E402
 from gan_core.models.evaluator import DigitClassifier  # noqa: E402
-from gan_core.speedups import as_input, prepare_models, resolve  # noqa: E402
-from gan_core.training import GANTraining, make_optimizers  # noqa: E402
+from gan_core.speedups import as_input  # noqa: E402
 
 
 def evaluator(where: str) -> DigitClassifier:
@@ -70,16 +69,7 @@ def main() -> None:
     floor = quality_metrics(cfg.data.source, other, ("fid", "is"), real, net)
 
     torch.set_num_threads(cfg.train.threads_per_worker)
-    fast = resolve(cfg.train, torch.device(args.device).type)
-    torch.manual_seed(cfg.seed)
-    G, D = build_models(cfg)
-    G.to(args.device), D.to(args.device)
-    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
-    tr = GANTraining(G, D, *make_optimizers(G, D, cfg.train, fast.fused_adam), cfg.loss,
-                     cfg.train.n_critic, cfg.train.ema_half_life_images, cfg.train.batch_size,
-                     fast.autocast)
-    if tr.G_ema is not None:
-        tr.G_ema.to(args.device)
+    tr, fast = build_training(cfg, args.device)
     x = as_input(torch.from_numpy(preprocess_images(data.x, cfg.data.image_size,
                                                     cfg.data.channels)).to(args.device), fast)
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(cfg.seed)

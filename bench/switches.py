@@ -31,10 +31,10 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gan_core.build import build_training  # noqa: E402
 from gan_core.config import load_config  # noqa: E402
-from gan_core.models import build_models  # noqa: E402
-from gan_core.speedups import as_input, prepare_models, resolve  # noqa: E402
-from gan_core.training import GANTraining, make_optimizers  # noqa: E402
+from gan_core.speedups import as_input  # noqa: E402
+from gan_core.training import GANTraining  # noqa: E402
 
 # name -> (label, config file or None, overrides, shape of one real sample)
 MODELS = {
@@ -59,16 +59,7 @@ def build(model: str, switches: list[str], device: str):
     _, config, sets, shape = MODELS[model]
     cfg = load_config(str(REPO / "tune_configs" / config) if config else None,
                       [*sets, *switches], check_paths=False)  # the switch overrides its "off"
-    fast = resolve(cfg.train, torch.device(device).type)
-    torch.manual_seed(0)
-    G, D = build_models(cfg)
-    G.to(device), D.to(device)
-    prepare_models(G, D, fast, d_double_backward=False)
-    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
-    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, 1, cfg.train.ema_half_life_images,
-                     cfg.train.batch_size, fast.autocast)
-    if tr.G_ema is not None:
-        tr.G_ema.to(device)
+    tr, fast = build_training(cfg, device)
     x = as_input(torch.rand(cfg.train.batch_size, *shape, device=device) * 2 - 1, fast)
     gen = torch.Generator().manual_seed(1)
     for _ in range(5):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
-from functools import partial
 from pathlib import Path
 
 import ray.train
@@ -14,19 +13,19 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from gan_core.build import build_training
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import TOY_SOURCES, from_dict
 from gan_core.evaluation import (class_rows, mismatch_accuracy, mismatched, quality_metrics, sample,
                                  sample_labels, save_figure)
-from gan_core.models import build_models, sample_shape
+from gan_core.models import sample_shape
 from gan_core.models.evaluator import DigitClassifier
-from gan_core.progressive import ProgressiveGANTraining, at_resolution, schedule_for
+from gan_core.progressive import ProgressiveGANTraining, at_resolution
 from gan_core.sr import save_sr_figure, sr_metrics
-from gan_core.speedups import as_input, ddp_kwargs, prepare_models, resolve
-from gan_core.sr_training import SRTraining, content_loss
+from gan_core.speedups import as_input, ddp_kwargs
 from gan_core.text import encode, pick_captions
 from gan_core.thread_time import Window
-from gan_core.training import GANTraining, apply_optimizer_config, lr_scale, make_optimizers, unwrap
+from gan_core.training import GANTraining, apply_optimizer_config, lr_scale, unwrap
 from pipelines.run_marker import write_divergence
 from pipelines.run_log import RankZeroLog
 
@@ -84,31 +83,18 @@ def train_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(cfg.train.threads_per_worker)
     device = ray.train.torch.get_device()
-    fast = resolve(cfg.train, device.type)
 
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    G, D = build_models(cfg)
-    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
     # No BatchNorm buffer broadcast before each forward: D runs two forwards (real, fake) before
     # one backward; G's running statistics are read only on rank 0 (samples, EMA, checkpoints),
     # and broadcasting them made every rank wait for rank 0 twice a step (7% of a 2-worker
     # DCGAN step, bench/step_profile.py). Parameters stay identical: gradients are all-reduced.
-    ddp = {**ddp_kwargs(fast), "forward_sync_buffers": False}
-    G = ray.train.torch.prepare_model(G, parallel_strategy_kwargs=ddp)
-    D = ray.train.torch.prepare_model(D, parallel_strategy_kwargs=ddp)
-    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
+    def ddp(module, fast):
+        return ray.train.torch.prepare_model(
+            module, parallel_strategy_kwargs={**ddp_kwargs(fast), "forward_sync_buffers": False})
+
+    tr, fast = build_training(cfg, device, world, wrap=ddp, vgg=_vgg(config, device))
+    opt_g, opt_d = tr.opt_g, tr.opt_d
     progressive = cfg.model.family == "progan"
-    make = partial(ProgressiveGANTraining, schedule=schedule_for(cfg)) if progressive else GANTraining
-    if cfg.model.family == "srgan":
-        tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale,
-                        content_loss(cfg.loss, _vgg(config, device)), cfg.train.pretrain_images,
-                        cfg.train.n_critic, cfg.train.ema_half_life_images,
-                        cfg.train.batch_size * world, fast.autocast)
-    else:
-        tr = make(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                  cfg.train.ema_half_life_images, cfg.train.batch_size * world, fast.autocast)
-    if tr.G_ema is not None:
-        tr.G_ema.to(device)
 
     start_epoch = 0
     lineage = [cfg.name]  # the Train runs this state went through (PBT: donor, then this one)

@@ -16,12 +16,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gan_core.build import build_training
 from gan_core.config import load_config
-from gan_core.models import build_models
-from gan_core.speedups import ddp_kwargs, prepare_models, resolve
-from gan_core.sr_training import SRTraining, content_loss
+from gan_core.speedups import ddp_kwargs
 from gan_core.text import encode
-from gan_core.training import GANTraining, make_optimizers
 
 WORLD = 2
 BATCH = 4
@@ -77,23 +75,16 @@ VARIANTS["all-switches"] = ["data.image_size=16", "loss.r1_gamma=1.0", "loss.r1_
 CAPTIONS = ["a red bird", "two dogs", "a small cat", "nine fish", "one cow"]
 
 
+def ddp(module, fast):
+    """DDP as pipelines/worker.py wraps a model (through Ray Train)."""
+    return DDP(module, forward_sync_buffers=False, **ddp_kwargs(fast))
+
+
 def _variant(rank: int, overrides: list) -> dict:
     cfg = load_config(None, [*SMALL, *overrides, "train.ema_half_life_images=100"])
-    fast = resolve(cfg.train, "cpu")
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank, as in the worker
-    G, D = build_models(cfg)
-    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
-    g_init, d_init = _flat([G]), _flat([D])
-    G = DDP(G, forward_sync_buffers=False, **ddp_kwargs(fast))  # as pipelines/worker.py wraps them
-    D = DDP(D, forward_sync_buffers=False, **ddp_kwargs(fast))
-    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
-    if cfg.model.family == "srgan":
-        tr = SRTraining(G, D, opt_g, opt_d, cfg.loss, cfg.model.sr_scale, content_loss(cfg.loss),
-                        cfg.train.pretrain_images, cfg.train.n_critic,
-                        cfg.train.ema_half_life_images, BATCH * WORLD, fast.autocast)
-    else:
-        tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                         cfg.train.ema_half_life_images, BATCH * WORLD, fast.autocast)
+    tr, _ = build_training(cfg, "cpu", WORLD, wrap=ddp)  # the same initial weights on every rank
+    G, D = tr.G, tr.D
+    g_init, d_init = _flat([G.module]), _flat([D.module])
     data_gen = torch.Generator().manual_seed(1000 + rank)  # different real data per rank
     z_gen = torch.Generator().manual_seed(7 + 10_007 * rank)  # different z per rank
     torch.manual_seed(500 + rank)  # gp interpolation weights differ per rank too

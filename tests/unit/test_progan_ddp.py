@@ -12,14 +12,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch.nn.parallel import DistributedDataParallel as DDP
 
+from gan_core.build import build_training
 from gan_core.config import load_config
-from gan_core.models import build_models
-from gan_core.progressive import ProgressiveGANTraining, schedule_for
-from gan_core.speedups import ddp_kwargs, resolve
-from gan_core.training import make_optimizers
-from tests.unit.test_ddp import BUCKET_VIEW, WORLD, _flat, _free_port
+from tests.unit.test_ddp import BUCKET_VIEW, WORLD, _flat, _free_port, ddp
 
 BATCH = 4
 STEPS = 7  # 2 steps at 4x4, 2 fading in 8x8, 2 stable at 8x8, 1 fading in 16x16
@@ -34,14 +30,9 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 
 def _run(rank: int, switches: list) -> dict:
     cfg = load_config(None, [*CFG, *switches])
-    bucket_view = ddp_kwargs(resolve(cfg.train, "cpu"))
-    torch.manual_seed(cfg.seed)
-    G, D = build_models(cfg)
-    block_init = _flat([G.blocks[0], D.blocks[0]])
-    G, D = (DDP(m, forward_sync_buffers=False, **bucket_view) for m in (G, D))
-    opt_g, opt_d = make_optimizers(G, D, cfg.train)
-    tr = ProgressiveGANTraining(G, D, opt_g, opt_d, cfg.loss, 1, cfg.train.ema_half_life_images,
-                                BATCH * WORLD, schedule=schedule_for(cfg))
+    tr, _ = build_training(cfg, "cpu", WORLD, wrap=ddp)
+    G, D = tr.G, tr.D
+    block_init = _flat([G.module.blocks[0], D.module.blocks[0]])
     data_gen = torch.Generator().manual_seed(1000 + rank)  # different data, z and GP draws per rank
     z_gen = torch.Generator().manual_seed(7 + 10_007 * rank)
     torch.manual_seed(500 + rank)

@@ -1,16 +1,16 @@
 """The speed switches of `train`: per-device resolution, bad values, and the numerics of a few
-GANTraining steps with and without each switch (built as pipelines/worker.py builds them), on the
+GANTraining steps with and without each switch (built by gan_core.build, as the worker builds them), on the
 CPU and, where torch sees one, on a GPU."""
 import pytest
 import torch
 
+from gan_core.build import build_training
 from gan_core.checkpoint import load_state, save_state
 from gan_core.config import ConfigError, TrainConfig, load_config
 from gan_core.ema import ema_update
 from gan_core.models import build_models
-from gan_core.speedups import as_input, prepare_models, resolve
+from gan_core.speedups import as_input, resolve
 from gan_core.text import encode
-from gan_core.training import GANTraining, make_optimizers
 
 BATCH, STEPS = 8, 5
 DCGAN = ["model.family=dcgan", "data.image_size=16", "data.channels=1", "model.z_dim=8",
@@ -45,15 +45,7 @@ def no_tf32():
 
 def build(overrides, switches=(), device="cpu"):
     cfg = load_config(None, [*overrides, *OFF, *switches, "train.ema_half_life_images=100"])
-    fast = resolve(cfg.train, device)
-    torch.manual_seed(0)
-    G, D = build_models(cfg)
-    G.to(device), D.to(device)
-    prepare_models(G, D, fast, d_double_backward=cfg.loss.gp_weight > 0 or cfg.loss.r1_gamma > 0)
-    opt_g, opt_d = make_optimizers(G, D, cfg.train, fast.fused_adam)
-    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, cfg.train.n_critic,
-                     cfg.train.ema_half_life_images, BATCH, fast.autocast)
-    tr.G_ema.to(device)
+    tr, fast = build_training(cfg, device)
     return cfg, fast, tr
 
 
