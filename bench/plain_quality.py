@@ -44,6 +44,11 @@ def evaluator(where: str) -> DigitClassifier:
     return load_evaluator(where)
 
 
+def _scores(m: dict) -> str:
+    return (f"{m['fid']:7.3f} {m['is']:6.2f} {m['is_class_entropy']:6.3f} "
+            f"{m['is_sample_entropy']:6.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -76,8 +81,10 @@ def main() -> None:
     batches = len(x) // bs
     sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
     print(f"{args.config} on {args.device} ({fast}), batch {bs}, {n} samples vs {n_real} real")
-    print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s}")
-    print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {floor['fid']:7.3f} {floor['is']:6.2f}", flush=True)
+    # IS's two parts (nats): classes' spread (ln 10 = 2.303 at best) less samples' ambiguity (0)
+    print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s} "
+          f"{'H(y)':>6s} {'H(y|x)':>6s}")
+    print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {_scores(floor)}", flush=True)
     train_s = eval_s = 0.0
     next_eval, i = args.eval_every, 0
     while tr.images_seen < args.images:
@@ -98,7 +105,7 @@ def main() -> None:
                                                     device=args.device), ("fid", "is"), real, net)
         eval_s += time.perf_counter() - start
         print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "
-              f"{m['fid']:7.3f} {m['is']:6.2f}", flush=True)
+              f"{_scores(m)}", flush=True)
         next_eval += args.eval_every
 
 

@@ -8,7 +8,8 @@ e.g. ``gan_core.models.evaluator.DigitClassifier``):
 
 - ``fid``  (real=, net=)                       -> {"fid"}
 - ``kid``  (real=, net=, subset_size=, subsets=) -> {"kid", "kid_std"}
-- ``is``   (net=, splits=)                     -> {"is", "is_std"}
+- ``is``   (net=, splits=)                     -> {"is", "is_std", "is_class_entropy",
+                                                   "is_sample_entropy"}
 - ``pr``   (real=, net=, k=)                   -> {"precision", "recall"}
 - ``swd``  (real=, seed=; no net)              -> {"swd", "swd_<res>"...}, x1e3
 - ``psnr`` / ``ssim`` (target=, data_range=2)   -> {"psnr"} / {"ssim"}

@@ -5,6 +5,11 @@ logits: torchmetrics applies softmax / log_softmax to the module's output. ``nor
 False: with True, torchmetrics turns the images into uint8 (x * 255) even for a custom module.
 IS = exp(E_x KL(p(y|x) || p(y))), per split; 1 = one class for everything, K = K classes,
 each predicted with certainty, equally often.
+
+Over the whole set, log IS = H(y) - E_x H(y|x): the entropy of the mean class distribution
+(ln K when the classes come equally often) less the mean entropy of each sample's (0 when every
+sample is read with certainty). Both are reported, so a low IS says which it lacks: diversity
+over classes, or samples the classifier can read.
 """
 from __future__ import annotations
 
@@ -22,7 +27,8 @@ __all__ = ["inception_score"]
 
 def inception_score(fake, net: nn.Module, splits: int = 10, seed: int = 0,
                     batch_size: int = 500) -> dict:
-    """IS of ``fake`` images -> {"is": mean over splits, "is_std": std over splits}.
+    """IS of ``fake`` images -> {"is": mean over splits, "is_std": std over splits,
+    "is_class_entropy": H(y), "is_sample_entropy": E_x H(y|x)} (the two in nats, over all images).
 
     Needs >= ``splits`` images. torchmetrics shuffles (seeded here) and splits with
     ``torch.chunk``, i.e. into ceil(N / splits)-sized chunks: use N divisible by ``splits`` to
@@ -41,4 +47,9 @@ def inception_score(fake, net: nn.Module, splits: int = 10, seed: int = 0,
         torch.manual_seed(seed)
         mean, std = metric.compute()
     std = float(std)
-    return {"is": float(mean), "is_std": 0.0 if math.isnan(std) and splits == 1 else std}
+    log_p = torch.cat(metric.features).double().log_softmax(dim=1)
+    p = log_p.exp()
+    marginal = p.mean(dim=0)
+    return {"is": float(mean), "is_std": 0.0 if math.isnan(std) and splits == 1 else std,
+            "is_class_entropy": float(-(marginal * marginal.log()).nansum()),
+            "is_sample_entropy": float(-(p * log_p).nansum(dim=1).mean())}

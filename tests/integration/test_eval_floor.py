@@ -43,7 +43,8 @@ def test_floor_scores_other_real_images_against_the_reference(evaluator):
                   for i in (order[:300], order[300:500]))
     assert np.array_equal(out["real_reference"], ref)
     expected = quality_metrics(cfg.data.source, other, ["fid", "is"], ref, evaluator)
-    assert out["eval_floor"].keys() == expected.keys() == {"fid", "is", "is_std"}
+    assert out["eval_floor"].keys() == expected.keys() == {"fid", "is", "is_std", "is_class_entropy",
+                                                           "is_sample_entropy"}
     assert out["eval_floor"] == pytest.approx(expected, rel=1e-5)
     assert out["eval_floor"]["fid"] > 0
 

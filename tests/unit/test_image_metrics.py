@@ -203,6 +203,24 @@ def test_inception_score_one_class_is_one_and_ten_even_classes_is_ten():
     assert inception_score(spread, FlatNet(10), splits=1)["is"] == pytest.approx(10.0, rel=1e-6)
     r = inception_score(spread, FlatNet(10), splits=10)  # shuffled splits: near-even histograms
     assert 9.0 < r["is"] <= 10.0 + 1e-6 and r["is_std"] < 0.5
+    assert r["is_class_entropy"] == pytest.approx(math.log(10), rel=1e-9)
+    assert r["is_sample_entropy"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_inception_score_parts_say_whether_diversity_or_legibility_is_missing():
+    """log IS = H(y) - E H(y|x) over the whole set: hand-computed for two made-up classifiers."""
+    n = 400
+    x = np.zeros((n, 1, 1, 4), np.float32)
+    x[: n // 2, 0, 0, 0] = 30.0  # half the samples certain of class 0
+    x[n // 2:, 0, 0, :2] = 1.0  # half unsure between classes 0 and 1: p = (e, e, 1, 1) / (2e + 2)
+    q = np.array([math.e, math.e, 1, 1]) / (2 * math.e + 2)
+    marginal = 0.5 * np.array([1, 0, 0, 0]) + 0.5 * q
+    h_y = -(marginal * np.log(marginal)).sum()
+    h_yx = 0.5 * -(q * np.log(q)).sum()
+    r = inception_score(x, FlatNet(4), splits=1)
+    assert r["is_class_entropy"] == pytest.approx(h_y, rel=1e-6)
+    assert r["is_sample_entropy"] == pytest.approx(h_yx, rel=1e-6)
+    assert r["is"] == pytest.approx(math.exp(h_y - h_yx), rel=1e-5)  # one split: the whole set
 
 
 # ---------------------------------------------------------------- precision / recall
