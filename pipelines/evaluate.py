@@ -126,9 +126,10 @@ def main(argv=None) -> int:
         return 2
     trunc = "" if args.truncation is None else f", z truncated at {args.truncation:g}"
     print(f"{args.model}: {args.n} samples vs {args.n} real ({cfg.data.source}), seed {args.seed}{trunc}")
-    print(f"{'metric':16} {'generator':>12} {'real floor':>12}")
+    w = max(16, *map(len, figures))
+    print(f"{'metric':{w}} {'generator':>12} {'real floor':>12}")
     for key, value in figures.items():
-        print(f"{key:16} {value:12.4f} {floor.get(key, float('nan')):12.4f}")
+        print(f"{key:{w}} {value:12.4f} {floor.get(key, float('nan')):12.4f}")
     client = mlflow.tracking.MlflowClient()
     # truncated figures under their own keys: they must not pass for the full-normal ones
     prefix = "eval/" if args.truncation is None else f"eval/truncation_{args.truncation:g}/"
