@@ -126,7 +126,7 @@ def main(argv=None) -> int:
         return 2
     trunc = "" if args.truncation is None else f", z truncated at {args.truncation:g}"
     print(f"{args.model}: {args.n} samples vs {args.n} real ({cfg.data.source}), seed {args.seed}{trunc}")
-    w = max(16, *map(len, figures))
+    w = max([16, *map(len, figures)])
     print(f"{'metric':{w}} {'generator':>12} {'real floor':>12}")
     for key, value in figures.items():
         print(f"{key:{w}} {value:12.4f} {floor.get(key, float('nan')):12.4f}")

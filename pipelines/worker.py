@@ -162,7 +162,7 @@ def train_loop(config: dict) -> None:
 
         values = {k: v.item() for k, v in last.items()}
         # nothing non-finite may reach a checkpoint: the last good one must stay good
-        if _any_rank(not (_finite_params(G) and _finite_params(D)
+        if _any_rank(not (_finite_params(tr.G) and _finite_params(tr.D)
                           and all(math.isfinite(v) for v in values.values())), device):
             return _stop_diverged(config, log, values, tr.step_index)
         done = epoch + 1 == t.epochs

@@ -34,6 +34,7 @@ def inception_score(fake, net: nn.Module, splits: int = 10, seed: int = 0,
     ``torch.chunk``, i.e. into ceil(N / splits)-sized chunks: use N divisible by ``splits`` to
     get exactly ``splits`` chunks. With ``splits=1`` the std is reported as 0."""
     from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.utilities.data import dim_zero_cat
 
     x = check_images(net, fake, "fake images")
     require_samples(x.shape[0], splits, "IS", "images", f"splits={splits}")
@@ -47,9 +48,8 @@ def inception_score(fake, net: nn.Module, splits: int = 10, seed: int = 0,
         torch.manual_seed(seed)
         mean, std = metric.compute()
     std = float(std)
-    log_p = torch.cat(metric.features).double().log_softmax(dim=1)
-    p = log_p.exp()
-    marginal = p.mean(dim=0)
+    p = dim_zero_cat(metric.features).double().softmax(dim=1)
+    entropy = torch.special.entr  # -p log p, 0 at p = 0; NaN (a diverged G) stays NaN
     return {"is": float(mean), "is_std": 0.0 if math.isnan(std) and splits == 1 else std,
-            "is_class_entropy": float(-(marginal * marginal.log()).nansum()),
-            "is_sample_entropy": float(-(p * log_p).nansum(dim=1).mean())}
+            "is_class_entropy": float(entropy(p.mean(dim=0)).sum()),
+            "is_sample_entropy": float(entropy(p).sum(dim=1).mean())}
