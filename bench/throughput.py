@@ -42,12 +42,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gan_core.build import build_training  # noqa: E402
 from gan_core.config import load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
 from gan_core.data.transforms import preprocess_images, preprocess_points  # noqa: E402
-from gan_core.models import build_models  # noqa: E402
 from gan_core.thread_time import Window  # noqa: E402
-from gan_core.training import GANTraining, make_optimizers  # noqa: E402
 from pipelines.run import worker_runtime_env  # noqa: E402
 
 MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -78,10 +77,7 @@ def plain_loop(cfg, steps: int) -> tuple[float, float, float, float]:
     x = preprocess_images(data.x, cfg.data.image_size, cfg.data.channels) \
         if data.kind == "image" else preprocess_points(data.x)
     x = torch.from_numpy(x)
-    torch.manual_seed(cfg.seed)
-    G, D = build_models(cfg)
-    tr = GANTraining(G, D, *make_optimizers(G, D, cfg.train), cfg.loss, cfg.train.n_critic,
-                     cfg.train.ema_half_life_images, cfg.train.batch_size)
+    tr, _ = build_training(cfg, "cpu")  # seeded as a run's models, with the CPU's switches
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(0)
     batches = len(x) // bs
     rates, shares, i = [], [], 0

@@ -15,13 +15,14 @@ from .training import GANTraining, make_optimizers
 
 
 def build_training(cfg, device, world: int = 1,
-                   wrap: Callable[[nn.Module, Speedups], nn.Module] | None = None, vgg: nn.Module | None = None) -> tuple[GANTraining, Speedups]:
+                   wrap: Callable[[nn.Module, Speedups], nn.Module] | None = None,
+                   vgg: nn.Module | None = None) -> tuple[GANTraining, Speedups]:
     """The family's training object for `cfg` on `device`, and the speed switches it resolved.
 
     Weights are seeded with cfg.seed, so every rank starts from the same ones. `wrap(module,
     switches)` (e.g. DDP) wraps G and D after the switches are applied and before the optimizers
-    see their parameters; `world` ranks of cfg.train.batch_size make the global batch the EMA counts;
-    `vgg` is the feature net of SRGAN's content loss 'vgg'."""
+    see their parameters; `world` ranks of cfg.train.batch_size make the global batch the EMA
+    counts; `vgg` is the feature net of SRGAN's content loss 'vgg'."""
     device = torch.device(device)
     fast = resolve(cfg.train, device.type)
     torch.manual_seed(cfg.seed)
