@@ -27,7 +27,8 @@ LOSS_NAMES = ("minimax", "nonsaturating", "wgan", "hinge", "lsgan")
 NORMS = ("batch", "none", "spectral")
 D_CONDITIONING = ("projection", "concat")  # how a conditional D takes the label
 # image metric -> the figures it logs
-METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("precision", "recall"),
+METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "pr": ("precision", "recall"),
+                  "is": ("is", "is_class_entropy", "is_sample_entropy"),  # log IS = H(y) - E H(y|x)
                   "swd": ("swd",),
                   "modes": ("modes", "kl", "kl_digits", "kl_coupling"),  # Stacked MNIST's 1,000
                   "cond_acc": ("cond_acc",),  # conditional G: share drawn as the asked class
@@ -35,8 +36,8 @@ METRIC_OUTPUTS = {"fid": ("fid",), "kid": ("kid",), "is": ("is",), "pr": ("preci
                   "attr_corr": tuple(f"attr_corr_{a}" for a in ("thickness", "slant", "height", "x_offset"))}
 IMAGE_METRICS = tuple(METRIC_OUTPUTS)
 # Figures that improve downwards; every other reported figure improves upwards.
-LOWER_IS_BETTER = ("fid", "kid", "swd", "kl", "kl_digits", "kl_coupling", "w1", "mean_error",
-                   "std_error")
+LOWER_IS_BETTER = ("fid", "kid", "swd", "kl", "kl_digits", "kl_coupling", "is_sample_entropy", "w1",
+                   "mean_error", "std_error")
 # The figure that decides the champion when mlflow.metric is unset: the first of these the run
 # reports. Not psnr: SRGAN trades it for sharper images, so it would favour the blurrier model.
 HEADLINE_METRICS = ("fid", "kl", "w1", "kid", "swd", "cond_acc", "is")

@@ -286,6 +286,9 @@ EV = "eval.evaluator=models:/ev@champion"
      "kl", "min"),
     (["data.source=grid", "model.family=mlp"], "kl", "min"),
     (["eval.metrics=fid,is", EV, "mlflow.metric=is"], "is", "max"),  # named: its own direction
+    # IS's parts: the classes' spread improves upwards, the samples' ambiguity downwards
+    (["eval.metrics=is", EV, "mlflow.metric=is_class_entropy"], "is_class_entropy", "max"),
+    (["eval.metrics=is", EV, "mlflow.metric=is_sample_entropy"], "is_sample_entropy", "min"),
     (["eval.metrics=fid", EV, "mlflow.metric=fid", "mlflow.mode=min"], "fid", "min"),
 ])
 def test_champion_metric_and_direction_default_to_the_runs_headline(overrides, metric, mode):

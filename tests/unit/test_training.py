@@ -121,19 +121,27 @@ def test_n_critic_2_updates_g_on_even_steps_only():
     assert tr.images_seen == 4 * BATCH
 
 
-def test_top_k_g_loss_keeps_the_fakes_d_rates_highest_and_anneals_their_share():
-    tr = make("loss.topk=0.25", "loss.topk_half_life_images=100")
+@pytest.mark.parametrize("overrides, n_scores", [
+    ([], BATCH),
+    (["model.pack=2"], BATCH // 2),  # PacGAN: D scores pairs, so top-k keeps the best pairs
+    (["model.num_classes=10", "model.cond_dim=4"], BATCH),  # each fake judged with its label
+])
+def test_top_k_g_loss_keeps_the_fakes_d_rates_highest_and_anneals_their_share(overrides, n_scores):
+    tr = make("loss.topk=0.25", "loss.topk_half_life_images=100", *overrides)
     real = batches(1)[0]
-    # images seen -> fakes kept: 1 at the start, half after one half-life, never below 1/4
-    for images_seen, kept in ((0, BATCH), (100, BATCH // 2), (10_000, BATCH // 4)):
+    y = torch.arange(BATCH) % 10 if "model.num_classes=10" in overrides else None
+    # images seen -> scores kept: all at the start, half after one half-life, never below 1/4
+    for images_seen, kept in ((0, n_scores), (100, n_scores // 2), (10_000, n_scores // 4)):
         tr.images_seen = images_seen
         with torch.no_grad():
-            scores = tr.D(tr.G(tr.G.sample_z(BATCH, torch.Generator().manual_seed(5), "cpu"))).flatten()
+            scores = tr._judge(tr._fake(BATCH, y, torch.Generator().manual_seed(5), "cpu"), y)
+        assert scores.numel() == n_scores
+        scores = scores.flatten()
         top = scores.sort(descending=True).values[:kept]
         expected = tr.loss.g(top)
-        if kept < BATCH:  # the lowest-rated share would give another loss
+        if kept < n_scores:  # the lowest-rated share would give another loss
             assert not torch.isclose(expected, tr.loss.g(scores.sort().values[:kept]))
-        out = tr._phase_g(real, torch.Generator().manual_seed(5))
+        out = tr._phase_g(real, torch.Generator().manual_seed(5), y)
         assert torch.allclose(out["g_loss"], expected, atol=1e-6), images_seen
 
 
