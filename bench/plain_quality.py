@@ -8,7 +8,8 @@ gets by default: a GPU's time-to-quality curve where the pipeline's stack is not
 `--evaluator`: a file holding a DigitClassifier state dict (for a machine without MLflow: save it
 with `--save-evaluator FILE` where MLflow is) or an MLflow model URI such as
 models:/mnist-evaluator@champion. Every `--eval-every` images, eval.num_samples samples of the
-EMA generator are scored with FID and IS against the pipeline's own reference (the first
+EMA generator are scored with FID and IS (and, for a class-conditional G drawing every class
+equally often, conditional accuracy) against the pipeline's own reference (the first
 eval.num_real images of the seeded order); the floor row scores the eval.num_samples real images
 that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
 alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
@@ -29,7 +30,7 @@ from gan_core.build import build_training  # noqa: E402
 from gan_core.config import load_config  # noqa: E402
 from gan_core.data import load_source  # noqa: E402
 from gan_core.data.transforms import preprocess_images  # noqa: E402
-from gan_core.evaluation import quality_metrics, real_split, sample  # noqa: E402
+from gan_core.evaluation import quality_metrics, real_split, sample, sample_labels  # noqa: E402
 from gan_core.models.evaluator import DigitClassifier  # noqa: E402
 from gan_core.speedups import as_input  # noqa: E402
 
@@ -45,8 +46,9 @@ def evaluator(where: str) -> DigitClassifier:
 
 
 def _scores(m: dict) -> str:
+    acc = f" {m['cond_acc']:8.4f}" if "cond_acc" in m else ""
     return (f"{m['fid']:7.3f} {m['is']:6.2f} {m['is_class_entropy']:6.3f} "
-            f"{m['is_sample_entropy']:6.3f}")
+            f"{m['is_sample_entropy']:6.3f}{acc}")
 
 
 def main() -> None:
@@ -60,6 +62,9 @@ def main() -> None:
     p.add_argument("--eval-every", type=float, default=3e5)
     args = p.parse_args()
     cfg = load_config(args.config, args.set)
+    if cfg.model.text_max_len:
+        sys.exit("model.text_max_len: a text-to-image G needs captions to draw for; this bench "
+                 "trains unconditional and class-conditional models only")
     net = evaluator(args.evaluator)
     if args.save_evaluator:
         torch.save(net.state_dict(), args.save_evaluator)
@@ -69,21 +74,25 @@ def main() -> None:
     if len(data.x) < n_real + n:
         sys.exit(f"the floor needs eval.num_real + eval.num_samples = {n_real + n} real images, "
                  f"the data has {len(data.x)}")
+    splits = real_split(len(data.x), n_real, n, cfg.seed)  # as a run draws them
     real, other = (preprocess_images(data.x[i], cfg.data.image_size, cfg.data.channels)
-                   for i in real_split(len(data.x), n_real, n, cfg.seed))  # as a run draws them
-    floor = quality_metrics(cfg.data.source, other, ("fid", "is"), real, net)
+                   for i in splits)
+    metrics = ("fid", "is", "cond_acc") if cfg.model.num_classes else ("fid", "is")
+    floor = quality_metrics(cfg.data.source, other, metrics, real, net,
+                            labels=data.y[splits[1]] if cfg.model.num_classes else None)
 
     torch.set_num_threads(cfg.train.threads_per_worker)
     tr, fast = build_training(cfg, args.device)
     x = as_input(torch.from_numpy(preprocess_images(data.x, cfg.data.image_size,
                                                     cfg.data.channels)).to(args.device), fast)
+    y = torch.from_numpy(data.y).to(args.device) if cfg.model.num_classes else None
     bs, gen = cfg.train.batch_size, torch.Generator().manual_seed(cfg.seed)
     batches = len(x) // bs
     sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
     print(f"{args.config} on {args.device} ({fast}), batch {bs}, {n} samples vs {n_real} real")
     # IS's two parts (nats): classes' spread (ln 10 = 2.303 at best) less samples' ambiguity (0)
     print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s} "
-          f"{'H(y)':>6s} {'H(y|x)':>6s}")
+          f"{'H(y)':>6s} {'H(y|x)':>6s}" + (f" {'cond_acc':>8s}" if y is not None else ""))
     print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {_scores(floor)}", flush=True)
     train_s = eval_s = 0.0
     next_eval, i = args.eval_every, 0
@@ -93,7 +102,8 @@ def main() -> None:
         while tr.images_seen < next_eval:
             if i % batches == 0:
                 perm = torch.randperm(len(x), generator=gen).to(args.device)
-            out = tr.step(x[perm[(i % batches) * bs:(i % batches + 1) * bs]], gen)
+            idx = perm[(i % batches) * bs:(i % batches + 1) * bs]
+            out = tr.step(x[idx], gen, None if y is None else y[idx])
             i += 1
         sync()
         train_s += time.perf_counter() - start
@@ -102,7 +112,8 @@ def main() -> None:
             return
         start = time.perf_counter()
         m = quality_metrics(cfg.data.source, sample(tr.generator, n, seed=cfg.seed,
-                                                    device=args.device), ("fid", "is"), real, net)
+                                                    device=args.device), metrics, real, net,
+                            labels=sample_labels(tr.generator, n))
         eval_s += time.perf_counter() - start
         print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "
               f"{_scores(m)}", flush=True)
