@@ -94,6 +94,9 @@ class ModelConfig:
     # and between D's last feature map and its logit (InfoGAN's MNIST nets); 0 = none
     fc_width: int = 0
     num_classes: int = 0  # > 0: class-conditional G and D, labels from the data; 0 = off
+    # > 0: InfoGAN's categorical code of this many values joins z, and a head on D's features
+    # learns to read it back (loss.info_weight); unsupervised, mlp and dcgan; 0 = off
+    info_codes: int = 0
     cond_dim: int = 16  # label embedding joined with z (and with D's input for d_cond=concat)
     d_cond: str = "projection"  # how D takes the label: projection or concat
     # > 0: text-conditional (GAN-CLS): captions as tokens padded to this length; 0 = off
@@ -126,6 +129,7 @@ class LossConfig:
     # share kept halves every topk_half_life_images, from 1 down to topk; 0 keeps every fake
     topk: float = 0.0
     topk_half_life_images: float = 300_000.0
+    info_weight: float = 1.0  # model.info_codes: weight of the code's cross-entropy in G's and D's losses
 
 
 @dataclass
@@ -327,7 +331,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
                 "train.pretrain_images", "train.prefetch_batches", "train.fetch_batches",
-                "ray.malloc_trim_threshold_mb", "model.fc_width"):
+                "ray.malloc_trim_threshold_mb", "model.fc_width", "model.info_codes"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -391,6 +395,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
         if getattr(cfg.loss, key.split(".")[1]) and not conditional:
             raise ConfigError(key, "needs a conditional model (model.num_classes > 0 or "
                                    "model.text_max_len > 0)")
+    if cfg.model.info_codes:
+        _check_info(cfg)
     if cfg.model.num_classes and cfg.model.pack > 1:
         raise ConfigError("model.pack", "packing is for unconditional models; set model.pack=1 "
                                         "or model.num_classes=0")
@@ -535,6 +541,24 @@ def _check_champion(cfg: Config) -> None:
         raise ConfigError("mlflow.metric", f"no evaluation reports {m.metric!r}; this "
                           f"config reports: {', '.join(reported) or 'none'}")
     m.mode = checked_mode("mlflow.mode", m.metric, m.mode)
+
+
+def _check_info(cfg: Config) -> None:
+    m = cfg.model
+    if m.info_codes < 2:
+        raise ConfigError("model.info_codes", f"a code needs at least 2 values, got {m.info_codes}")
+    if m.family not in ("mlp", "dcgan"):
+        raise ConfigError("model.info_codes", f"InfoGAN's code is implemented for families 'mlp' "
+                                              f"and 'dcgan', not '{m.family}'; set 0")
+    if m.num_classes or m.text_max_len:
+        raise ConfigError("model.info_codes", "a conditional model gets its classes from the "
+                                              "labels; set model.info_codes=0")
+    if m.pack > 1:
+        raise ConfigError("model.info_codes", "Q reads one sample's code, and a packed D judges "
+                                              "several at once; set model.pack=1 or model.info_codes=0")
+    if not cfg.loss.info_weight > 0:
+        raise ConfigError("loss.info_weight", f"must be > 0 with model.info_codes, got "
+                                              f"{cfg.loss.info_weight!r}")
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:

@@ -56,8 +56,8 @@ class SRTraining(GANTraining):
         self.images_seen += self.global_batch
         return out
 
-    def _fake(self, n: int, y: Tensor | None, gen, device, mix=None) -> Tensor:
-        return self._net(self.G, self._lr)
+    def _fake(self, n: int, y: Tensor | None, gen, device, mix=None) -> tuple[Tensor, Tensor]:
+        return self._net(self.G, self._lr), self._lr
 
     def _update_ema(self) -> None:
         if self.G_ema is not None:

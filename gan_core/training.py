@@ -8,6 +8,9 @@ A conditional GAN's condition y (class labels or caption tokens) comes with the 
 fakes are drawn for it. GAN-CLS (Reed et al. 2016) adds a mismatched-condition term to D's loss
 (`mismatch_weight`) and G's loss on interpolated conditions (GAN-INT, `interp_weight`); the
 "wrong" or partner condition of sample i is that of sample i-1 in the batch.
+
+With InfoGAN's code (model.info_codes), D's Q head reads the code back from each fake, and both
+D's loss (on the D phase's fakes) and G's add `info_weight` times its cross-entropy.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import copy
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .augment import diff_augment
@@ -70,6 +74,7 @@ class GANTraining:
         self.phases.append(Phase("G", n_critic))
         self.step_index = 0
         self.images_seen = 0
+        self.info_codes = getattr(unwrap(G), "codes", 0)
 
     @property
     def generator(self) -> nn.Module:
@@ -77,22 +82,36 @@ class GANTraining:
         return self.G_ema if self.G_ema is not None else unwrap(self.G)
 
     def _fake(self, n: int, y: Tensor | None, gen: torch.Generator | None, device,
-              mix: tuple[Tensor, float] | None = None) -> Tensor:
+              mix: tuple[Tensor, float] | None = None) -> tuple[Tensor, Tensor]:
+        """(fakes, the latents they were drawn from)."""
         z = unwrap(self.G).sample_z(n, gen, device)
-        return self._net(self.G, z) if y is None else self._net(self.G, z, y, mix)
+        return (self._net(self.G, z) if y is None else self._net(self.G, z, y, mix)), z
 
-    def _judge(self, x: Tensor, y: Tensor | None, mix: tuple[Tensor, float] | None = None) -> Tensor:
+    def _judge(self, x: Tensor, y: Tensor | None, mix: tuple[Tensor, float] | None = None,
+               info: bool = False):
+        """D's scores of x; with `info` (InfoGAN's code on), (scores, Q's code logits)."""
         if self.loss_cfg.diffaugment:  # every D input, real or fake, in every phase
             x = diff_augment(x, self.loss_cfg.diffaugment)
+        if info:
+            return self._net(self.D, x, info=True)
         return self._net(self.D, x) if y is None else self._net(self.D, x, y, mix)
 
-    def _net(self, net: nn.Module, *args) -> Tensor:
+    def _judge_fakes(self, fake: Tensor, y: Tensor | None, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """D's scores of fakes drawn from z, and with InfoGAN's code on, Q's cross-entropy
+        against the codes they were drawn with (else None)."""
+        if not self.info_codes:
+            return self._judge(fake, y), None
+        scores, q = self._judge(fake, y, info=True)
+        return scores, F.cross_entropy(q, unwrap(self.G).code_of(z))
+
+    def _net(self, net: nn.Module, *args, **kwargs):
         """net(*args), under autocast when asked; the output back in fp32, so losses, penalties
         and D's inputs mixed from reals and fakes are computed in fp32."""
         if self.autocast is None:
-            return net(*args)
+            return net(*args, **kwargs)
         with torch.autocast(args[0].device.type, dtype=self.autocast):
-            return net(*args).float()
+            out = net(*args, **kwargs)
+        return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
 
     def step(self, real: Tensor, z_gen: torch.Generator | None = None,
              y: Tensor | None = None) -> dict[str, Tensor]:
@@ -109,9 +128,10 @@ class GANTraining:
 
     def _phase_d(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         with torch.no_grad():
-            fake = self._fake(real.shape[0], y, z_gen, real.device)
+            fake, z = self._fake(real.shape[0], y, z_gen, real.device)
         self.opt_d.zero_grad(set_to_none=True)
-        real_logits, fake_logits = self._judge(real, y), self._judge(fake, y)
+        real_logits = self._judge(real, y)
+        fake_logits, info = self._judge_fakes(fake, y, z)
         loss = self.loss.d(real_logits, fake_logits)
         scores = {"d_real": real_logits, "d_fake": fake_logits}
         w = self.loss_cfg.mismatch_weight
@@ -119,6 +139,8 @@ class GANTraining:
             scores["d_wrong"] = self._judge(real, y.roll(1, 0))
             loss = (1 - w) * loss + w * self.loss.d(real_logits, scores["d_wrong"])
         out = {"d_loss": loss.detach()}
+        if info is not None:  # Q (and D's shared layers) learn to read the code
+            loss = loss + self.loss_cfg.info_weight * info
         if self.loss_cfg.gp_weight > 0:
             gp = gradient_penalty(lambda x: self._judge(x, y), real, fake)
             loss = loss + self.loss_cfg.gp_weight * gp
@@ -146,7 +168,10 @@ class GANTraining:
 
     def _phase_d_reg(self, real: Tensor, z_gen, y: Tensor | None = None) -> dict[str, Tensor]:
         real = real.detach().requires_grad_(True)
-        real_logits = self._judge(real, y)
+        if self.info_codes:  # Q's logits join the zero term below
+            real_logits, q = self._judge(real, y, info=True)
+        else:
+            real_logits = q = self._judge(real, y)
         penalty = r1_penalty(real_logits, real)
         self.opt_d.zero_grad(set_to_none=True)
         # lazy regularisation: scale by the interval so the expected gradient is unchanged.
@@ -154,7 +179,7 @@ class GANTraining:
         # last layer's bias, and under DDP a parameter without a gradient leaves its bucket
         # un-reduced (ranks silently diverge) and makes the next forward raise.
         reg = penalty * (self.loss_cfg.r1_gamma / 2) * self.loss_cfg.r1_interval
-        (reg + 0 * real_logits.sum()).backward()
+        (reg + 0 * real_logits.sum() + 0 * q.sum()).backward()
         self.opt_d.step()
         self._follow_d_text_encoder()
         return {"r1": penalty.detach()}
@@ -163,20 +188,25 @@ class GANTraining:
         requires_grad(self.D, False)
         try:
             self.opt_g.zero_grad(set_to_none=True)
-            fake = self._fake(real.shape[0], y, z_gen, real.device)
+            fake, z = self._fake(real.shape[0], y, z_gen, real.device)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
-                loss = self.loss.g(self._top_k(self._judge(fake, y)))
+                scores, info = self._judge_fakes(fake, y, z)
+                loss = self.loss.g(self._top_k(scores))
                 if self.loss_cfg.interp_weight > 0:  # GAN-INT: halfway between two conditions
                     mix = (y.roll(1, 0), 0.5)
-                    between = self._fake(real.shape[0], y, z_gen, real.device, mix)
+                    between, _ = self._fake(real.shape[0], y, z_gen, real.device, mix)
                     loss = loss + self.loss_cfg.interp_weight * self.loss.g(self._judge(between, y, mix))
+            out = {"g_loss": loss.detach()}
+            if info is not None:  # G draws samples whose code Q can read
+                loss = loss + self.loss_cfg.info_weight * info
+                out["info_loss"] = info.detach()
             loss.backward()
             self.opt_g.step()
         finally:
             requires_grad(self.D, True)
         if self.G_ema is not None:
             ema_update(self.G_ema, unwrap(self.G), self.ema_beta)
-        return {"g_loss": loss.detach()}
+        return out
 
     def _top_k(self, scores: Tensor) -> Tensor:
         """The fakes' D outputs G learns from: all, or (loss.topk) the highest share, which

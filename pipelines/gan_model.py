@@ -1,6 +1,7 @@
 """The generator as an MLflow pyfunc model, logged as code (no pickled objects).
 
-Input: z, float32 (n, z_dim); a class-conditional generator takes {"z": (n, z_dim) float32,
+Input: z, float32 (n, z_dim; with InfoGAN's code, model.z_dim noise entries and then the
+one-hot code); a class-conditional generator takes {"z": (n, z_dim) float32,
 "label": (n,) int64}, a text-to-image one {"z": (n, z_dim) float32, "text": (n,) str}; a
 super-resolution generator (srgan) takes low-res images (n, C, h, w) float32 in [-1, 1] of any
 h, w. Output: samples in [-1, 1], (n, C, H, W) for images (SR: H, W = scale * h, w) or (n, D)

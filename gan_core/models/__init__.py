@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import conditional, dcgan, digit_cnn, mlp, progan, srgan
+from . import conditional, dcgan, digit_cnn, info, mlp, progan, srgan
 from .layers import Generator
 
 FAMILIES: dict[str, Callable[..., tuple[nn.Module, nn.Module]]] = {
@@ -29,10 +29,13 @@ def sample_shape(cfg) -> tuple[int, ...]:
 
 def build_models(cfg) -> tuple[Generator, nn.Module]:
     """G and D for cfg; conditional (G(z, y), D(x, y)) when model.num_classes > 0 (y: labels)
-    or model.text_max_len > 0 (y: caption tokens)."""
+    or model.text_max_len > 0 (y: caption tokens); InfoGAN's code in z and Q head on D when
+    model.info_codes > 0."""
     m, shape = cfg.model, sample_shape(cfg)
     if m.num_classes or m.text_max_len:
         return conditional.build(FAMILIES[m.family], m, shape)
+    if m.info_codes:
+        return info.build(FAMILIES[m.family], m, shape)
     return FAMILIES[m.family](m, shape, m.z_dim, shape)
 
 

@@ -104,11 +104,7 @@ def build(family_build, m, shape: tuple[int, ...]) -> tuple[ConditionalGenerator
     if m.d_cond == "concat":
         D = ConcatDiscriminator(D, encoder(m, m.cond_dim), spatial)
     else:
-        D.eval()  # no BatchNorm or spectral-norm state change from this probe
-        with torch.no_grad():  # the width of D's features, whatever the family
-            width = D.features(torch.zeros(2, *shape)).shape[1]
-        D.train()
-        D = ProjectionDiscriminator(D, encoder(m, width))
+        D = ProjectionDiscriminator(D, encoder(m, D.feature_width(shape)))
     if m.text_max_len:
         g_embed = FollowedTextEncoder(D.embed, m.cond_dim)
     else:

@@ -61,6 +61,15 @@ class Discriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net[-1](self.features(x)).squeeze(1)
 
+    def feature_width(self, shape: tuple[int, ...]) -> int:
+        """The width of `features` for samples of `shape`, whatever the family."""
+        was_training = self.training
+        self.eval()  # no BatchNorm or spectral-norm state change from this probe
+        with torch.no_grad():
+            width = self.features(torch.zeros(2, *shape)).shape[1]
+        self.train(was_training)
+        return width
+
 
 class Generator(nn.Module):
     """Base class: every generator maps z (N, z_dim) to samples in the data range [-1, 1]."""

@@ -59,6 +59,9 @@ VARIANTS = {
     "text-concat-gp": ["model.text_max_len=12", "data.captions_per_image=1", "model.text_dim=8", "model.cond_dim=4",
                        "model.d_cond=concat", "loss.name=wgan", "loss.gp_weight=10",
                        "loss.mismatch_weight=0.5", "loss.interp_weight=1.0"],
+    # InfoGAN's code: Q's head on D's features in the fakes' D forward, and a zero gradient
+    # under R1, which reads only the reals' logits
+    "info": ["model.info_codes=4", "loss.r1_gamma=1.0", "loss.r1_interval=2"],
     # G takes the downsampled real batch; one SRResNet step (8 images), then adversarial ones
     "srgan": ["model.family=srgan", "data.random_crops=true", "data.image_size=16",
               "model.sr_scale=2", "model.sr_blocks=1", "train.pretrain_images=8"],
@@ -66,7 +69,7 @@ VARIANTS = {
 # DDP's gradient_as_bucket_view: gradients live in the all-reduce buckets (set to None between
 # phases, frozen in G's phase); "<variant>+bucket-view" must end bit-identical to <variant>
 BUCKET_VIEW = "train.grad_bucket_view=true"
-for _name in ("nonsaturating", "r1-16px", "text", "srgan"):
+for _name in ("nonsaturating", "r1-16px", "text", "srgan", "info"):
     VARIANTS[f"{_name}+bucket-view"] = [*VARIANTS[_name], BUCKET_VIEW]
 # every switch at once, under R1's double backward and BatchNorm
 VARIANTS["all-switches"] = ["data.image_size=16", "loss.r1_gamma=1.0", "loss.r1_interval=2",

@@ -134,7 +134,7 @@ def test_top_k_g_loss_keeps_the_fakes_d_rates_highest_and_anneals_their_share(ov
     for images_seen, kept in ((0, n_scores), (100, n_scores // 2), (10_000, n_scores // 4)):
         tr.images_seen = images_seen
         with torch.no_grad():
-            scores = tr._judge(tr._fake(BATCH, y, torch.Generator().manual_seed(5), "cpu"), y)
+            scores = tr._judge(tr._fake(BATCH, y, torch.Generator().manual_seed(5), "cpu")[0], y)
         assert scores.numel() == n_scores
         scores = scores.flatten()
         top = scores.sort(descending=True).values[:kept]
