@@ -33,7 +33,8 @@ def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
            labels=None, truncation: float | None = None) -> np.ndarray:
     """n samples from G in eval mode from a seeded CPU generator (same seed, same samples); a
     class-conditional G draws `labels` (default `sample_labels`), a text-conditional one the
-    (n, L) caption tokens given as `labels`. `truncation` draws z from the normal truncated to
+    (n, L) caption tokens given as `labels`, an InfoGAN G the codes given as `labels` (default:
+    uniform codes, as in training). `truncation` draws z from the normal truncated to
     +-truncation (`truncate`)."""
     gen = torch.Generator().manual_seed(seed)
     if isinstance(G, ConditionalGenerator) and not G.num_classes:
@@ -52,9 +53,12 @@ def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
     G.eval()
     try:
         chunks = []
+        codes = getattr(G, "codes", 0) and labels is not None  # InfoGAN: the labels are codes
         for i in range(0, n, batch):
-            z = G.sample_z(min(batch, n - i), gen, device, truncation)
-            out = G(z) if labels is None else G(z, labels[i:i + len(z)].to(device))
+            m = min(batch, n - i)
+            fixed = {"code": torch.as_tensor(labels[i:i + m])} if codes else {}
+            z = G.sample_z(m, gen, device, truncation, **fixed)
+            out = G(z) if labels is None or codes else G(z, labels[i:i + m].to(device))
             chunks.append(out.float().cpu())
     finally:
         G.train(was_training)
@@ -63,8 +67,8 @@ def sample(G: nn.Module, n: int, seed: int, device=None, batch: int = 1024,
 
 def class_rows(G: nn.Module, per_class: int, max_classes: int = 16):
     """(labels, nrow) for a grid with one row of `per_class` samples per class of a conditional
-    G (its first `max_classes` classes); (None, None) for an unconditional G."""
-    k = getattr(G, "num_classes", 0)
+    G, or per code of an InfoGAN G (the first `max_classes`); (None, None) for another G."""
+    k = getattr(G, "num_classes", 0) or getattr(G, "codes", 0)
     if not k:
         return None, None
     return np.repeat(np.arange(min(k, max_classes)), per_class), per_class

@@ -1,11 +1,12 @@
 """Sample from a generator in the MLflow registry (or any MLflow model URI).
 
     python pipelines/generate.py --model models:/NAME@champion --n 64 --out grid.png
-        [--label L | --text "a thick seven" ...] [--npy samples.npy] [--seed S] [--truncation T]
+        [--label L | --code K | --text "a thick seven" ...] [--npy samples.npy] [--seed S] [--truncation T]
 
 Images are written as a grid; toy models as a scatter (2-D) or density (1-D) plot. A
 class-conditional model draws class --label L, or without it a grid with one row per class
-(the first 16; n // classes samples each). A text-to-image model draws for its --text captions
+(the first 16; n // classes samples each); an InfoGAN model (model.info_codes) likewise draws
+code --code K, or a row per code. A text-to-image model draws for its --text captions
 (repeatable: a row of n // captions samples each). --truncation T redraws latent entries beyond
 +-T (BigGAN's truncation trick): lower T gives cleaner, less varied samples. --npy saves the raw
 samples: points for toys, images in [0, 1] as (n, C, H, W).
@@ -40,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--truncation", type=float, metavar="T",
                    help="draw z within +-T (the truncation trick: fewer odd samples, less variety)")
     p.add_argument("--label", type=int, help="class to draw (class-conditional models)")
+    p.add_argument("--code", type=int, help="InfoGAN code to draw (models with model.info_codes)")
     p.add_argument("--text", action="append", default=[], metavar="CAPTION",
                    help="caption to draw for (text-to-image models; repeatable, a row each)")
     p.add_argument("--input", help="low-res image to upsample (super-resolution models)")
@@ -84,6 +86,11 @@ def main(argv=None) -> int:
     if args.label is not None and not 0 <= args.label < k:
         print(f"error: --label {args.label}: {args.model} draws classes 0..{k - 1}", file=sys.stderr)
         return 2
+    codes = getattr(gen.G, "codes", 0)
+    if args.code is not None and not 0 <= args.code < codes:
+        print(f"error: --code {args.code}: {args.model} " + (f"draws codes 0..{codes - 1}" if codes
+              else "has no InfoGAN code (model.info_codes)"), file=sys.stderr)
+        return 2
     labels, nrow = None, None
     if max_len:
         from gan_core.text import encode
@@ -94,16 +101,18 @@ def main(argv=None) -> int:
         except ValueError as e:
             print(f"error: --text: {e}", file=sys.stderr)
             return 2
-    elif k and args.label is None:
-        labels, nrow = class_rows(gen.G, max(1, args.n // min(k, MAX_ROWS)), MAX_ROWS)
-    elif k:
-        labels = np.full(args.n, args.label)
+    elif (k or codes) and args.label is None and args.code is None:
+        labels, nrow = class_rows(gen.G, max(1, args.n // min(k or codes, MAX_ROWS)), MAX_ROWS)
+    elif k or codes:
+        labels = np.full(args.n, args.label if k else args.code)
     n = args.n if labels is None else len(labels)
     samples = sample(gen.G, n, args.seed, labels=labels, truncation=args.truncation)
     source = gen.cfg.data.source
     save_figure(source, samples, args.out, title=f"{args.model} seed {args.seed}", nrow=nrow)
     what = "" if labels is None else f", class {args.label}" if args.label is not None else \
-        f", {nrow} a row for each of {len(labels) // nrow} " + ("captions" if max_len else "classes")
+        f", code {args.code}" if args.code is not None else \
+        f", {nrow} a row for each of {len(labels) // nrow} " + \
+        ("captions" if max_len else "codes" if codes else "classes")
     print(f"wrote {args.out} ({n} samples of shape {samples.shape[1:]}{what})")
     if args.npy:
         np.save(args.npy, to_unit_range(samples) if samples.ndim == 4 else samples)

@@ -27,18 +27,19 @@ class InfoGenerator(Generator):
         self.z_dim = noise_dim + codes
 
     def sample_z(self, n: int, generator: torch.Generator | None = None, device=None,
-                 truncation: float | None = None, code: int | None = None) -> Tensor:
-        """`code`: draw every sample with that code instead of uniform ones. Truncation
-        applies to the noise only."""
+                 truncation: float | None = None, code: int | Tensor | None = None) -> Tensor:
+        """`code`: one code for every sample, or (n,) codes, instead of uniform ones.
+        Truncation applies to the noise only."""
         noise = torch.randn(n, self.noise_dim, generator=generator)
         if truncation is not None:
             noise = truncate(noise, truncation, generator)
         if code is None:
             c = torch.randint(self.codes, (n,), generator=generator)
-        elif 0 <= code < self.codes:
-            c = torch.full((n,), code, dtype=torch.long)
         else:
-            raise ValueError(f"code must lie in [0, {self.codes}), got {code}")
+            c = torch.as_tensor(code, dtype=torch.long).cpu().expand(n)
+            if c.min() < 0 or c.max() >= self.codes:
+                raise ValueError(f"codes must lie in [0, {self.codes}), got {c.min().item()}.."
+                                 f"{c.max().item()}")
         return host_to_device(torch.cat([noise, F.one_hot(c, self.codes).float()], 1), device)
 
     def code_of(self, z: Tensor) -> Tensor:

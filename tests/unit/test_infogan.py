@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from gan_core.build import build_training
 from gan_core.config import ConfigError, load_config
-from gan_core.evaluation import sample
+from gan_core.evaluation import class_rows, sample
 from gan_core.models.info import InfoDiscriminator, InfoGenerator
 
 BATCH, CODES, NOISE = 16, 4, 8
@@ -39,9 +39,22 @@ def test_latent_is_noise_then_a_uniform_one_hot_code():
     assert z[:, :NOISE].std() == pytest.approx(1.0, abs=0.05)
     fixed = G.sample_z(5, torch.Generator().manual_seed(0), code=3, truncation=0.5)
     assert G.code_of(fixed).tolist() == [3] * 5 and fixed[:, :NOISE].abs().max() <= 0.5
-    with pytest.raises(ValueError, match=r"code must lie in \[0, 4\), got 4"):
+    assert G.code_of(G.sample_z(3, code=torch.tensor([2, 0, 1]))).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 4\), got 4..4"):
         G.sample_z(1, code=CODES)
-    assert sample(tr.generator, 3, seed=0).shape == (3, 1, 8, 8)  # the evaluation's sampler
+
+
+def test_sample_grids_draw_a_row_per_code():
+    G = make().generator
+    codes, nrow = class_rows(G, 3)
+    assert nrow == 3 and codes.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    rows = sample(G, len(codes), seed=0, labels=codes)
+    # the same seed draws the same noise: only the code differs between the two draws
+    again = sample(G, len(codes), seed=0, labels=codes[::-1].copy())
+    assert rows.shape == (12, 1, 8, 8) and not (rows == again).all()
+    assert (sample(G, 3, seed=0, labels=[1, 1, 1]) == sample(G, 3, seed=0, labels=[1, 1, 1])).all()
+    uniform = sample(G, 3, seed=0)  # uniform codes, as in training
+    assert uniform.shape == (3, 1, 8, 8)
 
 
 def test_both_phases_add_q_cross_entropy_on_the_codes_drawn():
