@@ -1,9 +1,10 @@
 """InfoGAN's categorical code (Chen et al. 2016), unsupervised: G's latent is z joined with a
 one-hot code of `codes` values drawn uniformly, and a head Q on D's features learns to read the
 code back from G's samples; G and D both minimise Q's cross-entropy (a lower bound on the mutual
-information of code and sample). Without labels, the code comes to pick a class of the data
-(on MNIST, mostly a digit), so G no longer has to spread one Gaussian over disconnected classes
-and draws fewer samples between them.
+information of code and sample). Without labels, the code can come to pick a class of the data
+(on MNIST in the paper, mostly the digit), so that G need not spread one Gaussian over
+disconnected classes. On our MNIST DCGAN at 300k images it did not make the samples less
+ambiguous (docs/benchmarks.md).
 
 Any family whose D exposes `features` (mlp, dcgan) is wrapped; the family builds G with the
 widened input."""
