@@ -78,3 +78,5 @@ def test_conditional_run_registers_a_generator_that_takes_labels(workspace):
 
     bad = workspace.run("generate.py", "--model", "models:/digits-cgan@champion", "--label", "10")
     assert bad.returncode == 2 and "draws classes 0..9" in bad.stderr
+    code = workspace.run("generate.py", "--model", "models:/digits-cgan@champion", "--code", "1")
+    assert code.returncode == 2 and "has no InfoGAN code" in code.stderr
