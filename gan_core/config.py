@@ -78,6 +78,10 @@ class DataConfig:
     # of whole resized images; holdout_crops crops of a held-out part are kept for evaluation.
     random_crops: bool = False
     holdout_crops: int = 256
+    # > 0: label each image with its k-means cluster (of this many, on the pixels) in place of
+    # any labels, for a G and D conditioned on the cluster (model.num_classes = clusters) that
+    # samples clusters as often as the data holds them: a self-conditioned GAN; 0 = off
+    clusters: int = 0
 
 
 @dataclass
@@ -331,7 +335,7 @@ def _check(cfg: Config, check_paths: bool) -> None:
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
                 "train.pretrain_images", "train.prefetch_batches", "train.fetch_batches",
-                "ray.malloc_trim_threshold_mb", "model.fc_width", "model.info_codes"):
+                "ray.malloc_trim_threshold_mb", "model.fc_width", "model.info_codes", "data.clusters"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -362,6 +366,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
     if cfg.model.pack > 1 and cfg.model.family not in ("mlp", "dcgan"):
         raise ConfigError("model.pack", f"packing is implemented for families 'mlp' and 'dcgan', "
                                         f"not '{cfg.model.family}'; set model.pack=1")
+    if cfg.data.clusters:  # before the label checks: clusters are where its labels come from
+        _check_clusters(cfg, toy)
     if cfg.model.num_classes and toy:
         raise ConfigError("model.num_classes", f"toy source '{cfg.data.source}' has no labels; set 0")
     if cfg.model.text_max_len and cfg.model.num_classes:
@@ -541,6 +547,21 @@ def _check_champion(cfg: Config) -> None:
         raise ConfigError("mlflow.metric", f"no evaluation reports {m.metric!r}; this "
                           f"config reports: {', '.join(reported) or 'none'}")
     m.mode = checked_mode("mlflow.mode", m.metric, m.mode)
+
+
+def _check_clusters(cfg: Config, toy: bool) -> None:
+    k = cfg.data.clusters
+    if k == 1:
+        raise ConfigError("data.clusters", "k-means needs at least 2 clusters, or 0 for off; got 1")
+    if toy or cfg.data.random_crops or cfg.data.captions_per_image:
+        raise ConfigError("data.clusters", "clusters whole images; set 0 for toy sources, random "
+                                           "crops and captions")
+    if cfg.model.num_classes != k:
+        raise ConfigError("model.num_classes", f"G and D are conditioned on data.clusters={k} "
+                                               f"clusters: set {k}, got {cfg.model.num_classes}")
+    if "cond_acc" in cfg.eval.metrics:
+        raise ConfigError("eval.metrics", "'cond_acc' checks classes, and data.clusters labels "
+                                          "the images with k-means clusters")
 
 
 def _check_info(cfg: Config) -> None:

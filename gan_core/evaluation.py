@@ -23,8 +23,15 @@ def real_split(n: int, num_real: int, num_samples: int, seed: int) -> tuple[np.n
 
 def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
     """The labels `sample` draws for when none are given: balanced for a conditional G (class
-    i % k for sample i), None for an unconditional one."""
+    i % k for sample i), None for an unconditional one. A G conditioned on k-means clusters
+    (data.clusters) draws each cluster as often as training fed it, in stratified order (the
+    quantiles of its shares, no random draw): its samples stand for the whole data."""
     k = getattr(G, "num_classes", 0)
+    counts = getattr(G, "label_counts", None)
+    if counts is not None and counts.sum() > 0:
+        cdf = np.cumsum(counts.cpu().numpy()) / counts.sum().item()
+        at = np.searchsorted(cdf, (np.arange(n) + 0.5) / n, side="right")
+        return np.minimum(at, k - 1).astype(np.int64)
     return np.arange(n, dtype=np.int64) % k if k else None
 
 
@@ -69,7 +76,7 @@ def class_rows(G: nn.Module, per_class: int, max_classes: int = 16):
     """(labels, nrow) for a grid with one row of `per_class` samples per class of a conditional
     G, or per code of an InfoGAN G (the first `max_classes`); (None, None) for another G."""
     k = getattr(G, "num_classes", 0) or getattr(G, "codes", 0)
-    if not k:
+    if not k or hasattr(G, "label_counts"):  # clusters: drawn by their shares, as unconditional
         return None, None
     return np.repeat(np.arange(min(k, max_classes)), per_class), per_class
 

@@ -109,7 +109,9 @@ UNSEARCHABLE = {"train.epochs": "ASHA's max_t and the report count follow the ba
                 "train.sample_every_epochs": "trials are evaluated every epoch",
                 "name": "each trial is named by Tune",
                 "model.num_classes": "the labels are checked against the base once, and all "
-                                     "trials share one dataset"}
+                                     "trials share one dataset",
+                "data.clusters": "the clusters are computed once from the base, and all trials "
+                                 "share one dataset"}
 
 
 def _field_type(key: str):

@@ -75,6 +75,7 @@ class GANTraining:
         self.step_index = 0
         self.images_seen = 0
         self.info_codes = getattr(unwrap(G), "codes", 0)
+        self.counts_labels = hasattr(unwrap(G), "label_counts")  # data.clusters: the clusters' shares
 
     @property
     def generator(self) -> nn.Module:
@@ -119,6 +120,8 @@ class GANTraining:
         (N,) labels or (N, L) caption tokens; the fakes are drawn for the same y); returns
         detached metric tensors (no host sync)."""
         out: dict[str, Tensor] = {}
+        if self.counts_labels:
+            unwrap(self.G).count(y)
         for phase in self.phases:
             if self.step_index % phase.interval == 0:
                 out.update(getattr(self, f"_phase_{phase.name.lower()}")(real, z_gen, y))

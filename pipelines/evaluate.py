@@ -49,7 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]:
     """Two disjoint sets of n real samples in the generator's format, each with its labels and
     one caption per sample (None when the data has none)."""
-    data_cfg = dataclasses.replace(cfg.data, path=path or cfg.data.path)
+    # the real halves' labels are classes: a clustered model's clusters are refused for them
+    data_cfg = dataclasses.replace(cfg.data, path=path or cfg.data.path, clusters=0)
     if cfg.data.source in TOY_SOURCES:
         data = load_toy(cfg.data.source, 2 * n, seed=seed + 1)
         return (data.x[:n], None, None), (data.x[n:], None, None)
@@ -67,12 +68,16 @@ def real_halves(cfg, n: int, seed: int, path: str | None) -> tuple[tuple, tuple]
                  for h in (a, b))
 
 
-def _check_conditional(metrics: list, per_class: bool, conditional: bool, labelled: bool) -> None:
+def _check_conditional(metrics: list, per_class: bool, conditional: bool, labelled: bool,
+                       clusters: int = 0) -> None:
     if not ("cond_acc" in metrics or per_class):
         return
     what = "cond_acc" if "cond_acc" in metrics else "--per-class"
     if not conditional:
         raise ValueError(f"{what} needs a conditional generator")
+    if clusters:
+        raise ValueError(f"{what} needs classes; this generator's labels are "
+                         f"data.clusters={clusters} k-means clusters")
     if not labelled:
         raise ValueError(f"{what} needs labelled real data for its floor")
 
@@ -108,7 +113,8 @@ def main(argv=None) -> int:
         condition = labels
         if cfg.model.text_max_len:  # drawn for half B's captions: the floor's own
             condition, labels = encode(text_b, cfg.model.text_max_len), y_b
-        _check_conditional(metrics, args.per_class, labels is not None, y_b is not None)
+        _check_conditional(metrics, args.per_class, labels is not None, y_b is not None,
+                           cfg.data.clusters)
         if "attr_corr" in metrics and not cfg.model.text_max_len:
             raise ValueError("attr_corr needs a text-to-image generator")
         needs_net = set(metrics) - {"swd", "attr_corr"} or args.per_class

@@ -1,7 +1,8 @@
 """The generator as an MLflow pyfunc model, logged as code (no pickled objects).
 
 Input: z, float32 (n, z_dim; with InfoGAN's code, model.z_dim noise entries and then the
-one-hot code); a class-conditional generator takes {"z": (n, z_dim) float32,
+one-hot code; conditioned on data.clusters, z_dim + 1 normal entries, the last of which picks
+the cluster by the clusters' shares); a class-conditional generator takes {"z": (n, z_dim) float32,
 "label": (n,) int64}, a text-to-image one {"z": (n, z_dim) float32, "text": (n,) str}; a
 super-resolution generator (srgan) takes low-res images (n, C, h, w) float32 in [-1, 1] of any
 h, w. Output: samples in [-1, 1], (n, C, H, W) for images (SR: H, W = scale * h, w) or (n, D)
@@ -33,6 +34,10 @@ class GeneratorModel(PythonModel):
         if self.cfg.model.family == "srgan":
             return _super_resolve(self.G, model_input)
         k = getattr(self.G, "num_classes", 0)
+        if hasattr(self.G, "label_counts"):  # k-means clusters: the last normal entry picks one
+            z = _latents(model_input, self.G.z_dim + 1)
+            with torch.no_grad():
+                return self.G(z[:, :-1], self.G.cluster_of(z[:, -1])).numpy()
         if self.cfg.model.text_max_len:
             if not isinstance(model_input, dict) or set(model_input) != {"z", "text"}:
                 raise ValueError('a text-to-image generator takes {"z": (n, z_dim) float32, '

@@ -74,13 +74,14 @@ def log_generator(run_id: str, g_state: dict, cfg_dict: dict, registered_name: s
     """Log G (weights + config, loaded pickle-free by gan_model.py) and register a new version."""
     import torch
 
-    z_dim = cfg_dict["model"]["z_dim"]
+    clusters = cfg_dict["data"].get("clusters", 0)  # takes z and one more entry, no label
+    z_dim = cfg_dict["model"]["z_dim"] + (1 if clusters else 0)
     with tempfile.TemporaryDirectory() as tmp:
         weights, config = Path(tmp, "generator.pt"), Path(tmp, "config.json")
         torch.save(g_state, weights)
         config.write_text(json.dumps(cfg_dict))
         example = np.random.default_rng(0).standard_normal((2, z_dim)).astype(np.float32)
-        if cfg_dict["model"]["num_classes"]:  # the input schema names z and the label
+        if cfg_dict["model"]["num_classes"] and not clusters:  # the schema names z and the label
             example = {"z": example, "label": np.arange(2, dtype=np.int64)}
         elif cfg_dict["model"]["text_max_len"]:  # ... or z and the caption
             example = {"z": example, "text": np.array([c[:cfg_dict["model"]["text_max_len"]]

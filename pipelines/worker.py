@@ -220,7 +220,7 @@ class _Judge:
             self.measured_at = tr.images_seen
             log.metrics({**self.latest, "eval_images_seen": tr.images_seen}, tr.step_index)
             return
-        labels = sample_labels(tr.generator, e.num_samples)  # balanced, for a conditional G
+        labels = sample_labels(tr.generator, e.num_samples)  # a conditional G's: balanced, or by share
         if self.captions is not None:
             labels = self.digits
         samples = sample(tr.generator, e.num_samples, seed=self.cfg.seed, device=self.device,

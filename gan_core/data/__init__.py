@@ -80,6 +80,11 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
     if cfg.captions_per_image:
         from gan_core.data.captions import captioned
         data = captioned(_checked(data), seed, cfg.captions_per_image)
+    if cfg.clusters:
+        from gan_core.data.clusters import cluster_labels
+        data = _checked(data)
+        data = dataclasses.replace(data, y=cluster_labels(data.x, cfg.clusters, seed), description=(
+            f"{data.description}, labelled by {cfg.clusters} k-means clusters"))
     return _checked(data)
 
 

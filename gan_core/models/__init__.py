@@ -30,10 +30,10 @@ def sample_shape(cfg) -> tuple[int, ...]:
 def build_models(cfg) -> tuple[Generator, nn.Module]:
     """G and D for cfg; conditional (G(z, y), D(x, y)) when model.num_classes > 0 (y: labels)
     or model.text_max_len > 0 (y: caption tokens); InfoGAN's code in z and Q head on D when
-    model.info_codes > 0."""
+    model.info_codes > 0; a G conditioned on data.clusters counts the clusters it trains on."""
     m, shape = cfg.model, sample_shape(cfg)
     if m.num_classes or m.text_max_len:
-        return conditional.build(FAMILIES[m.family], m, shape)
+        return conditional.build(FAMILIES[m.family], m, shape, count_labels=cfg.data.clusters > 0)
     if m.info_codes:
         return info.build(FAMILIES[m.family], m, shape)
     return FAMILIES[m.family](m, shape, m.z_dim, shape)

@@ -48,13 +48,32 @@ def embed_condition(embed: nn.Module, y: Tensor, mix: Mix | None) -> Tensor:
 
 
 class ConditionalGenerator(Generator):
-    """G(z, y) = base(cat(z, embed(y))); `z_dim` is the latent size the caller draws."""
+    """G(z, y) = base(cat(z, embed(y))); `z_dim` is the latent size the caller draws.
 
-    def __init__(self, base: Generator, z_dim: int, embed: nn.Module):
+    `count_labels` (labels that are k-means clusters, data.clusters): the G keeps `label_counts`,
+    how often training fed it each label (`count`), so that samplers draw clusters as often as
+    the data holds them; it is saved with the weights. The registered model reads the cluster
+    from an extra normal entry at the end of z (`cluster_of`): it samples like an unconditional
+    G."""
+
+    def __init__(self, base: Generator, z_dim: int, embed: nn.Module, count_labels: bool = False):
         super().__init__()
         self.base, self.z_dim, self.embed = base, z_dim, embed
         # samplers draw balanced labels for a class-conditional G; 0 for a text-conditional one
         self.num_classes = embed.num_embeddings if isinstance(embed, LabelEmbedding) else 0
+        if count_labels:
+            self.register_buffer("label_counts", torch.zeros(self.num_classes, dtype=torch.long))
+
+    @torch.no_grad()
+    def count(self, y: Tensor) -> None:
+        self.label_counts += torch.bincount(y, minlength=self.num_classes)
+
+    def cluster_of(self, u: Tensor) -> Tensor:
+        """The cluster each standard-normal draw u (N,) picks: the one whose share of the
+        training data holds Phi(u), so N(0, 1) draws pick each cluster as often as the data."""
+        shares = self.label_counts.double() / self.label_counts.sum().clamp(min=1)
+        at = torch.searchsorted(shares.cumsum(0), torch.special.ndtr(u.double()), right=True)
+        return at.clamp(max=self.num_classes - 1)
 
     def forward(self, z: Tensor, y: Tensor, mix: Mix | None = None) -> Tensor:
         return self.base(torch.cat([z, embed_condition(self.embed, y, mix)], 1))
@@ -93,8 +112,10 @@ class ConcatDiscriminator(nn.Module):
         return self.base(joined)
 
 
-def build(family_build, m, shape: tuple[int, ...]) -> tuple[ConditionalGenerator, nn.Module]:
-    """Wrap `family_build(m, shape, z_in, d_shape)`'s G and D for m's condition (classes or text)."""
+def build(family_build, m, shape: tuple[int, ...],
+          count_labels: bool = False) -> tuple[ConditionalGenerator, nn.Module]:
+    """Wrap `family_build(m, shape, z_in, d_shape)`'s G and D for m's condition (classes or text);
+    `count_labels`: see ConditionalGenerator."""
     spatial = m.family != "mlp"
     if m.d_cond == "concat":
         d_shape = (shape[0] + m.cond_dim, *shape[1:]) if spatial else (math.prod(shape) + m.cond_dim,)
@@ -109,7 +130,7 @@ def build(family_build, m, shape: tuple[int, ...]) -> tuple[ConditionalGenerator
         g_embed = FollowedTextEncoder(D.embed, m.cond_dim)
     else:
         g_embed = encoder(m, m.cond_dim)
-    return ConditionalGenerator(G, m.z_dim, g_embed), D
+    return ConditionalGenerator(G, m.z_dim, g_embed, count_labels), D
 
 
 class FollowedTextEncoder(nn.Module):

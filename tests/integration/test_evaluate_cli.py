@@ -3,12 +3,14 @@ evaluator, each figure beside its real-data floor, logged to the generator's MLf
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 
 from gan_core.config import load_config
+from gan_core.evaluation import sample_labels
 from gan_core.models import build_models
-from pipelines.tracking import log_generator, start_or_resume_run
+from pipelines.tracking import load_generator, log_generator, start_or_resume_run
 from tests.conftest import MNIST_DIR, Workspace, explain
 
 pytestmark = [pytest.mark.integration,
@@ -25,10 +27,13 @@ def store(tmp_path_factory) -> Workspace:
     assert proc.returncode == 0, explain(proc)
     mlflow.set_tracking_uri(ws.uri)
     client = ws.client()
-    for name, extra in (("cgan", ["model.num_classes=10"]), ("plain", [])):
+    for name, extra in (("cgan", ["model.num_classes=10"]), ("plain", []),
+                        ("clusters", ["data.clusters=10", "model.num_classes=10"])):
         cfg = load_config(None, [*MNIST, *extra])
         torch.manual_seed(0)
         G, _ = build_models(cfg)  # untrained: far from the real digits
+        if cfg.data.clusters:  # as if trained on clusters 3 and 7 alone, 3 three times as often
+            G.count(torch.tensor([3, 3, 3, 7]))
         run_id, _ = start_or_resume_run(client, "gen", name, cfg.flat(), tags={})
         log_generator(run_id, G.state_dict(), cfg.to_dict(), name)
     return ws
@@ -85,3 +90,23 @@ def test_truncated_figures_are_logged_apart_from_the_full_normal_ones(store):
     assert metrics["eval/truncation_0.5/fid"] == pytest.approx(cut, abs=1e-3)
     bad = store.run("evaluate.py", "--model", "models:/plain/1", "--truncation", "-1")
     assert bad.returncode == 2 and "--truncation must be positive, got -1.0" in bad.stderr
+
+
+def test_a_clustered_generator_registers_as_an_unconditional_one(store):
+    model = mlflow.pyfunc.load_model("models:/clusters/1")
+    assert [tuple(t.shape) for t in model.metadata.get_input_schema().inputs] == [(-1, 9)]
+    z = np.random.default_rng(0).standard_normal((4, 9)).astype(np.float32)
+    assert model.predict(z).shape == (4, 1, 28, 28)
+    fresh = build_models(load_config(None, [*MNIST, "data.clusters=10", "model.num_classes=10"]))[0]
+    assert sample_labels(fresh, 4).tolist() == [0, 1, 2, 3]  # nothing counted: balanced
+    loaded = load_generator("models:/clusters/1").G
+    assert sample_labels(loaded, 4).tolist() == [3, 3, 3, 7]  # the shares travel with the weights
+    refused = store.run("evaluate.py", "--model", "models:/clusters/1", "--metrics", "cond_acc",
+                        "--n", "100")
+    assert refused.returncode == 2, explain(refused)
+    assert "labels are data.clusters=10 k-means clusters" in refused.stderr, explain(refused)
+    proc = store.run("evaluate.py", "--model", "models:/clusters/1", "--metrics", "fid",
+                     "--n", "200", timeout=300)
+    assert proc.returncode == 0, explain(proc)
+    fid, floor = _table(proc.stdout)["fid"]
+    assert floor < fid

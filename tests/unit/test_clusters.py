@@ -1,0 +1,106 @@
+"""data.clusters (a self-conditioned GAN): k-means labels for unlabelled images, the config's
+refusals, the G counting the clusters it trains on, and sampling them by their shares."""
+import numpy as np
+import pytest
+import torch
+
+from gan_core.config import ConfigError, load_config
+from gan_core.data import DataError, load_source
+from gan_core.data.clusters import cluster_labels
+from gan_core.data.transforms import preprocess_images
+from gan_core.evaluation import class_rows, sample, sample_labels
+from gan_core.models import build_models
+from gan_core.training import GANTraining, make_optimizers
+from pipelines.gan_model import GeneratorModel
+
+CLUSTERED = ["data.source=sklearn_digits", "data.image_size=8", "model.family=mlp",
+             "data.clusters=12", "model.num_classes=12", "model.z_dim=8", "model.g_width=16",
+             "model.d_width=16", "model.depth=2", "model.cond_dim=4", "train.batch_size=16"]
+
+
+def test_clusters_follow_the_digits_and_repeat():
+    data = load_source(load_config(None, CLUSTERED).data, seed=3)
+    classes = load_source(load_config(None, ["data.source=sklearn_digits"]).data).y
+    assert data.y.dtype == np.int64 and set(data.y) == set(range(12))
+    assert "12 k-means clusters" in data.description
+    # most of each cluster is one digit: the labels carry the classes without being them
+    purity = sum(np.bincount(classes[data.y == c]).max() for c in range(12)) / len(classes)
+    assert purity > 0.75, purity
+    assert not np.array_equal(data.y, classes)
+    assert np.array_equal(data.y, load_source(load_config(None, CLUSTERED).data, seed=3).y)
+
+
+def test_too_few_images_for_the_clusters():
+    with pytest.raises(DataError, match="data.clusters: 5 clusters need at least 5 images"):
+        cluster_labels(np.zeros((4, 1, 8, 8), np.float32), 5, seed=0)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["data.clusters=1", "model.num_classes=1"], "data.clusters"),
+    (["data.clusters=-2"], "data.clusters"),
+    (["data.clusters=10"], "model.num_classes"),
+    (["data.clusters=10", "model.num_classes=12"], "model.num_classes"),
+    (["data.source=grid", "model.family=mlp", "data.clusters=10", "model.num_classes=10"],
+     "data.clusters"),
+    (["data.clusters=10", "model.num_classes=10", "data.captions_per_image=2"], "data.clusters"),
+    (["data.clusters=10", "model.num_classes=10", "eval.metrics=[cond_acc]",
+      "eval.evaluator=models:/e@champion"], "eval.metrics"),
+])
+def test_bad_cluster_configs_name_the_key(overrides, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, overrides)
+    assert e.value.key == key
+
+
+def _trained(steps: int):
+    cfg = load_config(None, CLUSTERED)
+    data = load_source(cfg.data, seed=cfg.seed)
+    x, y = torch.as_tensor(preprocess_images(data.x, 8, 1)), torch.as_tensor(data.y)
+    torch.manual_seed(0)
+    G, D = build_models(cfg)
+    opt_g, opt_d = make_optimizers(G, D, cfg.train)
+    tr = GANTraining(G, D, opt_g, opt_d, cfg.loss, 1, 1000.0, 16)
+    gen, fed = torch.Generator().manual_seed(1), []
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (16,), generator=gen)
+        tr.step(x[idx], gen, y[idx])
+        fed.append(y[idx])
+    return tr, torch.cat(fed), data
+
+
+def test_the_generator_counts_the_clusters_it_trains_on():
+    tr, fed, _ = _trained(20)
+    want = torch.bincount(fed, minlength=12)
+    assert torch.equal(tr.G.label_counts, want)
+    assert torch.equal(tr.generator.label_counts, want)  # the EMA copy samples with them
+    assert "label_counts" in tr.generator.state_dict()  # saved with the weights
+    plain, _ = build_models(load_config(None, [c for c in CLUSTERED if not c.startswith("data.clusters")]))
+    assert not hasattr(plain, "label_counts")  # class-conditional models load as before
+
+
+def test_samples_draw_clusters_by_their_shares():
+    G, _ = build_models(load_config(None, CLUSTERED))
+    assert sample_labels(G, 24).tolist() == list(range(12)) * 2  # nothing counted: balanced
+    G.count(torch.tensor([2] * 6 + [5] * 2))
+    assert sample_labels(G, 8).tolist() == [2] * 6 + [5] * 2
+    assert class_rows(G, 4) == (None, None)  # grids look like an unconditional G's
+    assert sample(G, 8, seed=0).shape == (8, 1, 8, 8)
+    # the registered model's extra normal entry picks the clusters in the same shares
+    picked = G.cluster_of(torch.randn(40_000, generator=torch.Generator().manual_seed(0)))
+    assert set(picked.tolist()) == {2, 5}
+    assert abs((picked == 2).float().mean().item() - 0.75) < 0.01
+
+
+def test_the_registered_model_samples_without_labels():
+    tr, _, data = _trained(5)
+    model = GeneratorModel()
+    model.cfg, model.G = load_config(None, CLUSTERED), tr.generator
+    z = np.random.default_rng(0).standard_normal((6, 9)).astype(np.float32)
+    out = model.predict(None, z)
+    assert out.shape == (6, 1, 8, 8)
+    picked = tr.generator.cluster_of(torch.as_tensor(z[:, -1]))
+    with torch.no_grad():
+        want = tr.generator(torch.as_tensor(z[:, :-1]), picked).numpy()
+    assert np.allclose(out, want)
+    with pytest.raises(ValueError, match=r"\(n, 9\) latent vectors"):
+        model.predict(None, z[:, :8])
