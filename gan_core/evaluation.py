@@ -28,10 +28,9 @@ def sample_labels(G: nn.Module, n: int) -> np.ndarray | None:
     quantiles of its shares, no random draw): its samples stand for the whole data."""
     k = getattr(G, "num_classes", 0)
     counts = getattr(G, "label_counts", None)
-    if counts is not None and counts.sum() > 0:
-        cdf = np.cumsum(counts.cpu().numpy()) / counts.sum().item()
-        at = np.searchsorted(cdf, (np.arange(n) + 0.5) / n, side="right")
-        return np.minimum(at, k - 1).astype(np.int64)
+    if counts is not None and counts.sum() > 0:  # the normal quantiles of n evenly spaced shares
+        u = torch.special.ndtri((torch.arange(n, dtype=torch.float64) + 0.5) / n)
+        return G.cluster_of(u.to(counts.device)).cpu().numpy()
     return np.arange(n, dtype=np.int64) % k if k else None
 
 
