@@ -39,6 +39,19 @@ class Workspace:
 
         return MlflowClient(self.uri)
 
+    def only_run(self):
+        """The client, and the one run that the 'gan' experiment holds."""
+        client = self.client()
+        (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+        return client, run
+
+    def pyfunc(self, uri: str):
+        """The registered generator at uri, loaded through MLflow as a user would."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        return mlflow.pyfunc.load_model(uri)
+
 
 @pytest.fixture
 def workspace(tmp_path) -> Workspace:

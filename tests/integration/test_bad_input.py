@@ -89,8 +89,7 @@ def test_skipped_images_are_counted_in_mlflow(workspace):
                            "--name", "skips")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipped: " in proc.stdout and "broken.png" in proc.stdout
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.data.metrics["data_skipped"] == 2
     assert "300 images" in run.data.tags["data"]
     listed = open(client.download_artifacts(run.info.run_id, "data/skipped.txt", str(workspace.path))).read()

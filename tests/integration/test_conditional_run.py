@@ -21,8 +21,7 @@ SMALL = ["--config", str(REPO / "tune_configs" / "cgan_digits.yaml"), "--set", "
 def test_conditional_run_registers_a_generator_that_takes_labels(workspace):
     proc = workspace.train(*SMALL, "--name", "cgan-it")
     assert proc.returncode == 0, explain(proc)
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     assert run.data.params["model.num_classes"] == "10"
     # 1,797 digits / (2 workers x 64) = 14 steps an epoch, 28 in all, logged every 5
@@ -32,10 +31,7 @@ def test_conditional_run_registers_a_generator_that_takes_labels(workspace):
         ["samples/epoch_00001.png", "samples/epoch_00002.png"]
 
     version = client.get_model_version_by_alias("digits-cgan", "champion")
-    import mlflow
-
-    mlflow.set_tracking_uri(workspace.uri)
-    model = mlflow.pyfunc.load_model("models:/digits-cgan@champion")
+    model = workspace.pyfunc("models:/digits-cgan@champion")
     inputs = {s.name: s for s in model.metadata.get_input_schema().inputs}
     assert set(inputs) == {"z", "label"}
     z = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)

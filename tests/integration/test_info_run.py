@@ -22,16 +22,12 @@ SMALL = ["--config", str(REPO / "tune_configs" / "dcgan_digits.yaml"), "--set", 
 def test_info_run_registers_a_generator_whose_latent_ends_with_the_code(workspace):
     proc = workspace.train(*SMALL, "--name", "info-it")
     assert proc.returncode == 0, explain(proc)
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     info = [m.value for m in client.get_metric_history(run.info.run_id, "info_loss")]
     # Q's cross-entropy, logged every 5 steps: from chance (ln 4 = 1.39) down as Q learns
     assert len(info) == 5 and info[0] > 0.9 and info[-1] < 0.8 * info[0]
 
-    import mlflow
-
-    mlflow.set_tracking_uri(workspace.uri)
-    model = mlflow.pyfunc.load_model("models:/digits-info@champion")
+    model = workspace.pyfunc("models:/digits-info@champion")
     gen = torch.Generator().manual_seed(0)
     noise = torch.randn(5, NOISE, generator=gen)
     codes = np.zeros((5, CODES), np.float32)

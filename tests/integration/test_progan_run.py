@@ -27,8 +27,7 @@ SMALL = ["--config", str(REPO / "tune_configs" / "progan_mnist.yaml"),
 def test_progan_grows_logs_each_resolution_and_registers(workspace):
     proc = workspace.train(*SMALL, "--name", "progan-it")
     assert proc.returncode == 0, explain(proc)
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     history = {k: [(h.step, h.value) for h in client.get_metric_history(run.info.run_id, k)]
                for k in ("res4/swd", "res8/swd", "res16/swd", "resolution", "alpha")}

@@ -26,8 +26,7 @@ def test_srgan_run_registers_a_model_that_upsamples_images(workspace):
     proc = workspace.train(*SMALL, "--name", "srgan-it")
     assert proc.returncode == 0, explain(proc)
     assert "--input low.png --out high.png" in proc.stdout
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     # 128 crops / (2 workers x 16) = 4 steps an epoch; the first epoch (128 images) is SRResNet
     history = lambda key: [m.step for m in client.get_metric_history(run.info.run_id, key)]
@@ -43,10 +42,7 @@ def test_srgan_run_registers_a_model_that_upsamples_images(workspace):
     w, h = Image.open(local).size
     assert abs(w / h - 4 / 8) < 0.05  # 8 rows of LR | bicubic | SR | HR
 
-    import mlflow
-
-    mlflow.set_tracking_uri(workspace.uri)
-    model = mlflow.pyfunc.load_model("models:/photos-srgan@champion")
+    model = workspace.pyfunc("models:/photos-srgan@champion")
     (spec,) = model.metadata.get_input_schema().inputs
     assert tuple(spec.shape) == (-1, 3, -1, -1)
     lr = np.random.default_rng(0).uniform(-1, 1, (2, 3, 10, 13)).astype(np.float32)

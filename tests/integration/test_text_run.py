@@ -22,8 +22,7 @@ SMALL = ["--config", str(REPO / "tune_configs" / "gancls_digits.yaml"), "--set",
 def test_text_run_registers_a_generator_that_takes_captions(workspace):
     proc = workspace.train(*SMALL, "--name", "gancls-it")
     assert proc.returncode == 0, explain(proc)
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     assert run.data.params["model.text_max_len"] == "72"
     metrics = run.data.metrics
@@ -40,10 +39,7 @@ def test_text_run_registers_a_generator_that_takes_captions(workspace):
     rows = open(client.download_artifacts(run.info.run_id, "samples/epoch_00002.txt", str(workspace.path))).read()
     assert rows.count("\n") == 8 and rows.startswith("row 1: ")
 
-    import mlflow
-
-    mlflow.set_tracking_uri(workspace.uri)
-    model = mlflow.pyfunc.load_model("models:/digits-gancls@champion")
+    model = workspace.pyfunc("models:/digits-gancls@champion")
     inputs = {s.name: s for s in model.metadata.get_input_schema().inputs}
     assert set(inputs) == {"z", "text"}
     z = np.random.default_rng(0).standard_normal((4, 16)).astype(np.float32)

@@ -74,8 +74,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_checkpoint(workspace):
     assert bad.returncode == 1, explain(bad)
     assert "training diverged" in bad.stderr and "non-finite" in bad.stderr
 
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FAILED" and "non-finite" in run.data.tags["failure"]
     ckpt = workspace.path / "ray" / "nan-run" / "epoch_00001" / "state.pt"
     assert ckpt.is_file() and not (workspace.path / "ray" / "nan-run" / "epoch_00002").exists()

@@ -59,8 +59,7 @@ def test_killed_worker_restarts_from_checkpoint_into_the_same_run(workspace):
     for epoch in (1, 2):
         assert sum(f"killed/epoch_{epoch:05d})" in line for line in created) == 1, created
 
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     # 16 steps an epoch, logged every 4: each logging step exactly once, none missing
     steps = [h.step for h in client.get_metric_history(run.info.run_id, "d_loss")]
@@ -107,8 +106,7 @@ def test_killed_driver_resumes_with_the_same_command(workspace):
     again = workspace.train(*FAST_GRID, "--set", "train.epochs=5", "--name", "driver-killed")
     assert again.returncode == 0, again.stderr[-4000:]
     assert "(resumed)" in again.stdout
-    client = workspace.client()
-    (run,) = client.search_runs([client.get_experiment_by_name("gan").experiment_id])
+    client, run = workspace.only_run()
     assert run.info.status == "FINISHED"
     steps = [h.step for h in client.get_metric_history(run.info.run_id, "d_loss")]
     assert sorted(steps) == [4 * i for i in range(1, 21)], steps
