@@ -46,7 +46,7 @@ class Workspace:
         return client, run
 
     def pyfunc(self, uri: str):
-        """The registered generator at uri, loaded through MLflow as a user would."""
+        """The registered model at uri, loaded through MLflow as a user would."""
         import mlflow
 
         mlflow.set_tracking_uri(self.uri)

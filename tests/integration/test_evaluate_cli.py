@@ -93,7 +93,7 @@ def test_truncated_figures_are_logged_apart_from_the_full_normal_ones(store):
 
 
 def test_a_clustered_generator_registers_as_an_unconditional_one(store):
-    model = mlflow.pyfunc.load_model("models:/clusters/1")
+    model = store.pyfunc("models:/clusters/1")
     assert [tuple(t.shape) for t in model.metadata.get_input_schema().inputs] == [(-1, 9)]
     z = np.random.default_rng(0).standard_normal((4, 9)).astype(np.float32)
     assert model.predict(z).shape == (4, 1, 28, 28)

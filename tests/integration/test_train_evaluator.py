@@ -43,8 +43,7 @@ def test_cli_trains_registers_and_loads_back(workspace, monkeypatch):
 
     # The pyfunc model gives the same logits for the same images in [-1, 1], any size.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", workspace.uri)
-    mlflow.set_tracking_uri(workspace.uri)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    pyfunc = workspace.pyfunc(f"models:/{NAME}@champion")
     images = x * 2 - 1
     with torch.no_grad():
         expected = model(torch.from_numpy(images)).numpy()
