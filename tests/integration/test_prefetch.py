@@ -16,13 +16,6 @@ from pipelines.worker import epoch_batches, fetch_batches
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 IMAGES = np.random.default_rng(0).standard_normal((600, 1, 8, 8)).astype(np.float32)
 
 

@@ -62,28 +62,31 @@ def _faults_per_step(config: dict) -> None:
     Path(config["out"]).write_text(str(max(results)))  # this machine's disk
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def _run(tmp_path, threshold_mb: int) -> float:
+def _run(tmp_path, threshold_mb: int, attempt: int = 0) -> float:
     cfg = load_config(None, [f"ray.malloc_trim_threshold_mb={threshold_mb}"])
-    out = tmp_path / f"faults-{threshold_mb}.txt"
+    name = f"malloc-{threshold_mb}-{attempt}"
+    env = worker_runtime_env(cfg, environ={})
+    # A variable of its own starts a fresh worker process, not one of the session's idle workers
+    # whose malloc state other tests' tasks have shaped
+    env = {"env_vars": {**env.get("env_vars", {}), "GAN_TEST_RUN": name}}
+    out = tmp_path / f"{name}.txt"
     trainer = TorchTrainer(
         _faults_per_step, train_loop_config={"out": str(out)},
         scaling_config=ray.train.ScalingConfig(num_workers=1),
-        run_config=ray.train.RunConfig(name=f"malloc-{threshold_mb}", storage_path=str(tmp_path),
-                                       worker_runtime_env=worker_runtime_env(cfg, environ={})))
+        run_config=ray.train.RunConfig(name=name, storage_path=str(tmp_path),
+                                       worker_runtime_env=env))
     trainer.fit()
     return float(out.read_text())
 
 
 def test_worker_reuses_freed_memory_without_page_faults(local_ray, tmp_path):
     kept = _run(tmp_path, 1024)  # the default
-    handed_back = _run(tmp_path, 0)  # glibc's own thresholds
+    # glibc's own thresholds, the control that shows the test sees faults at all: in one run of
+    # five in a row (2026-12-05) glibc kept the memory there too, so the control gets three tries
+    for attempt in range(3):
+        handed_back = _run(tmp_path, 0, attempt)
+        if handed_back > 2000:
+            break
     # 48 MiB is 12,288 pages: handed back, most fault in again every step (4,000-12,000 here);
     # kept, a step's median was 0 in most runs and 256 (one 1 MiB block) in one
     assert kept < 1024 and handed_back > 2000, (kept, handed_back)
