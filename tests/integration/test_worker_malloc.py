@@ -81,8 +81,8 @@ def _run(tmp_path, threshold_mb: int, attempt: int = 0) -> float:
 
 def test_worker_reuses_freed_memory_without_page_faults(local_ray, tmp_path):
     kept = _run(tmp_path, 1024)  # the default
-    # glibc's own thresholds, the control that shows the test sees faults at all: in one run of
-    # five in a row (2026-12-05) glibc kept the memory there too, so the control gets three tries
+    # glibc's own thresholds, the control that shows the test sees faults at all: in one of twelve
+    # runs in a row (2026-12-05) glibc kept the memory there too, so the control gets three tries
     for attempt in range(3):
         handed_back = _run(tmp_path, 0, attempt)
         if handed_back > 2000:
