@@ -76,12 +76,12 @@ def workspace(tmp_path) -> Workspace:
     return Workspace(tmp_path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_ray():
-    """One in-process Ray session for the tests that call Ray's API themselves, started once.
-    Ray is not safe to start again in a process where an earlier session's threads still run
-    (ray-project/ray#31145): with four sessions started and shut down in turn, the test process
-    once ended in a segmentation fault after every test had passed (CI, 2026-12-05)."""
+    """An in-process Ray session for a module of tests that call Ray's API themselves, shut down
+    when the module ends. Not one for the whole test session: a second Ray instance on the machine
+    makes Ray Train's PlacementGroupCleaner fail to find its own ("Found multiple active Ray
+    instances"), so the placement groups of the trials ASHA stops leak and the sweep test hangs."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
