@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import mlflow
 import ray
 import ray.train
 from mlflow.tracking import MlflowClient
+from ray._private.services import canonicalize_bootstrap_address  # ray.init()'s own rule
 from ray.train.torch import TorchTrainer
 
 from gan_core.checkpoint import load_state
@@ -47,9 +49,25 @@ def start(cfg: Config, data: ArrayData, prefix: str = "") -> tuple[str, MlflowCl
     except ValueError as e:  # srgan reads no evaluator, only VGG weights
         key = "loss.vgg_weights" if cfg.model.family == "srgan" else "eval.evaluator"
         raise ConfigError(f"{prefix}{key}", str(e)) from None
-    ray.init()
+    init_ray()
     _check_resources(cfg, prefix)
     return uri, MlflowClient(uri), eval_inputs
+
+
+def init_ray() -> None:
+    """Join the cluster `ray.init()` finds (RAY_ADDRESS, or a `ray start` one on this machine), or
+    start a local instance whose processes are told its dashboard's address. Without it, Ray
+    Train's placement-group cleaner finds the State API by scanning the machine; beside another
+    program's local instance that raises "Found multiple active Ray instances", and the placement
+    groups of the trials ASHA stops are never freed: the sweep waits forever for CPUs."""
+    if canonicalize_bootstrap_address(None) is not None:
+        ray.init()
+        return
+    with socket.socket() as s:  # a free port, so the address is known before Ray starts
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(address="local", include_dashboard=True, dashboard_port=port,
+             runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
 
 
 # glibc never mmaps a block above this on 64-bit (its documented maximum, always accepted)

@@ -1,6 +1,7 @@
 """Shared helpers: run the real entry points as a user would, against a throwaway MLflow store."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -76,17 +77,25 @@ def workspace(tmp_path) -> Workspace:
     return Workspace(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """An in-process Ray session for a module of tests that call Ray's API themselves, shut down
-    when the module ends. Not one for the whole test session: a second Ray instance on the machine
-    makes Ray Train's PlacementGroupCleaner fail to find its own ("Found multiple active Ray
-    instances"), so the placement groups of the trials ASHA stops leak and the sweep test hangs."""
+@contextlib.contextmanager
+def in_process_ray():
+    """A Ray instance started in this process, as a notebook's `ray.init()` would start one."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """An in-process Ray session for a module of tests that call Ray's API themselves, shut down
+    when the module ends: a process that starts Ray again and again may crash at exit (Ray is not
+    safe to restart in one process while an earlier session's threads run, ray-project/ray#31145)."""
+    with in_process_ray():
+        yield
 
 
 def explain(proc: subprocess.CompletedProcess) -> str:

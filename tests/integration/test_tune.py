@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from gan_core.checkpoint import load_state
-from tests.conftest import REPO, explain
+from tests.conftest import REPO, explain, in_process_ray
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,10 @@ def test_asha_sweep_registers_the_best_trial_with_nested_runs(workspace):
                       scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
                       search_space={"train.lr_g": {"loguniform": [1e-4, 2e-3]},
                                     "loss.name": {"choice": ["nonsaturating", "hinge"]}})
-    proc = workspace.run("tune.py", "--config", path, timeout=900)
+    # beside another program's local Ray instance, which once left the trials ASHA stopped
+    # holding their CPUs and hung the sweep (pipelines.run.init_ray)
+    with in_process_ray():
+        proc = workspace.run("tune.py", "--config", path, timeout=900)
     assert proc.returncode == 0, explain(proc)
 
     client = workspace.client()
