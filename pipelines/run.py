@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import mlflow
@@ -17,6 +16,7 @@ from gan_core.config import Config, ConfigError
 from gan_core.data import ArrayData
 from gan_core.data.transforms import preprocess_images
 from pipelines.datasets import to_ray_dataset
+from pipelines.ports import free_port
 from pipelines.run_marker import clear_divergence, read_divergence
 from pipelines.tracking import (log_generator, log_metrics, log_skipped, start_or_resume_run,
                                 tracking_uri, update_champion)
@@ -63,9 +63,7 @@ def init_ray() -> None:
     if canonicalize_bootstrap_address(None) is not None:
         ray.init()
         return
-    with socket.socket() as s:  # a free port, so the address is known before Ray starts
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # chosen here, so the address is known before Ray starts
     ray.init(address="local", include_dashboard=True, dashboard_port=port,
              runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
 

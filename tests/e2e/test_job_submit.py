@@ -3,7 +3,6 @@ auth, then generate.py pulls the champion from the MLflow registry."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.ports import free_port
 from tests.conftest import FAST_GRID, REPO, Workspace, explain
 
 pytestmark = pytest.mark.e2e
 RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +22,9 @@ def cluster(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("cluster"))
     subprocess.run([RAY, "get-auth-token", "--generate"], env=ws.env, check=True,
                    capture_output=True)
-    dash = _free_port()
+    dash = free_port()
     start = subprocess.run(
-        [RAY, "start", "--head", f"--port={_free_port()}", "--num-cpus=2", "--disable-usage-stats",
+        [RAY, "start", "--head", f"--port={free_port()}", "--num-cpus=2", "--disable-usage-stats",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"],
         cwd=ws.path, env=ws.env, capture_output=True, text=True, timeout=180)
     assert start.returncode == 0, explain(start)

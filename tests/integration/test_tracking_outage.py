@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipelines.ports import free_port
 from pipelines.run_log import RankZeroLog
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -51,7 +45,7 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path):
-    srv = Server(tmp_path, _free_port())
+    srv = Server(tmp_path, free_port())
     srv.start()
     yield srv
     if srv.proc.poll() is None:

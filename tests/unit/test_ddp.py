@@ -5,7 +5,6 @@ import datetime
 import inspect
 import json
 import os
-import socket
 import traceback
 import warnings
 
@@ -20,6 +19,7 @@ from gan_core.build import build_training
 from gan_core.config import load_config
 from gan_core.speedups import ddp_kwargs
 from gan_core.text import encode
+from pipelines.ports import free_port
 
 WORLD = 2
 BATCH = 4
@@ -30,12 +30,6 @@ SMALL = ["model.family=dcgan", "data.image_size=8", "data.channels=1", "model.z_
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _flat(modules) -> torch.Tensor:
@@ -164,7 +158,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 def ddp_results(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("ddp")
     try:
-        mp.spawn(_worker, args=(_free_port(), str(out)), nprocs=WORLD, join=True)
+        mp.spawn(_worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
     except mp.ProcessExitedException as e:
         # gloo's teardown at process exit now and then aborts ("terminate called without an
         # active exception") after the work is done; a crash before that still fails here
@@ -250,7 +244,7 @@ def _rank0_metrics_worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_rank0_only_metrics_do_not_wait_for_other_ranks(tmp_path):
-    mp.spawn(_rank0_metrics_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_rank0_metrics_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     r0, r1 = (json.loads((tmp_path / f"metrics{r}.json").read_text()) for r in range(WORLD))
     assert r0["ok"] and r1["ok"], r0.get("error") or r1.get("error")
     assert all(np.isfinite(r0[k]) for k in ("fid", "kid", "is"))

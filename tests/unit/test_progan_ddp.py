@@ -15,7 +15,8 @@ import torch.multiprocessing as mp
 
 from gan_core.build import build_training
 from gan_core.config import load_config
-from tests.unit.test_ddp import BUCKET_VIEW, WORLD, _flat, _free_port, ddp
+from pipelines.ports import free_port
+from tests.unit.test_ddp import BUCKET_VIEW, WORLD, _flat, ddp
 
 BATCH = 4
 STEPS = 7  # 2 steps at 4x4, 2 fading in 8x8, 2 stable at 8x8, 1 fading in 16x16
@@ -73,7 +74,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 def test_growth_step_keeps_ddp_replicas_identical(tmp_path):
     try:
-        mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+        mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
     except mp.ProcessExitedException as e:
         # gloo's teardown at exit now and then aborts after the work is done (see test_ddp.py)
         files = [tmp_path / f"rank{r}.json" for r in range(WORLD)]
