@@ -14,7 +14,9 @@ as it trained on it) against the pipeline's own reference (the first
 eval.num_real images of the seeded order); the floor row scores the eval.num_samples real images
 that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
 alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
-not finite."""
+not finite. `train.lr_decay` decays both learning rates over that share of `--images`, as a
+pipeline run of that length would; `--save-generator FILE` keeps the final EMA generator's state
+dict."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +36,7 @@ from gan_core.data.transforms import preprocess_images  # noqa: E402
 from gan_core.evaluation import quality_metrics, real_split, sample, sample_labels  # noqa: E402
 from gan_core.models.evaluator import DigitClassifier  # noqa: E402
 from gan_core.speedups import as_input  # noqa: E402
+from gan_core.training import apply_optimizer_config, lr_scale  # noqa: E402
 
 
 def evaluator(where: str) -> DigitClassifier:
@@ -61,6 +64,7 @@ def main() -> None:
     p.add_argument("--save-evaluator", metavar="FILE", help="also save its weights there")
     p.add_argument("--images", type=float, default=3e6)
     p.add_argument("--eval-every", type=float, default=3e5)
+    p.add_argument("--save-generator", metavar="FILE", help="save the final EMA generator's weights")
     args = p.parse_args()
     cfg = load_config(args.config, args.set)
     if cfg.model.text_max_len:
@@ -105,6 +109,9 @@ def main() -> None:
             if i % batches == 0:
                 perm = torch.randperm(len(x), generator=gen).to(args.device)
             idx = perm[(i % batches) * bs:(i % batches + 1) * bs]
+            if cfg.train.lr_decay:
+                apply_optimizer_config(tr.opt_g, tr.opt_d, cfg.train,
+                                       lr_scale(tr.images_seen, int(args.images), cfg.train.lr_decay))
             out = tr.step(x[idx], gen, None if y is None else y[idx])
             i += 1
         sync()
@@ -120,6 +127,8 @@ def main() -> None:
         print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "
               f"{_scores(m)}", flush=True)
         next_eval += args.eval_every
+    if args.save_generator:
+        torch.save(tr.generator.state_dict(), args.save_generator)
 
 
 if __name__ == "__main__":
