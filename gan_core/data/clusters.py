@@ -33,7 +33,7 @@ def cluster_labels(x: np.ndarray, k: int, seed: int) -> np.ndarray:
 
     if len(x) < k:
         raise DataError(f"data.clusters: {k} clusters need at least {k} images, the data has {len(x)}")
-    flat = x.reshape(len(x), -1).astype(np.float32)
+    flat = x.reshape(len(x), -1).astype(np.float32, copy=False)  # the caller's float32 pixels, not a copy
     order = np.random.default_rng(seed).permutation(len(flat))
     fit = order[:_FIT_MAX]
     pca = PCA(min(_PCA_DIMS, len(fit), flat.shape[1]), random_state=seed).fit(flat[fit])
