@@ -78,9 +78,10 @@ class DataConfig:
     # of whole resized images; holdout_crops crops of a held-out part are kept for evaluation.
     random_crops: bool = False
     holdout_crops: int = 256
-    # > 0: label each image with its k-means cluster (of this many, on the pixels) in place of
-    # any labels, for a G and D conditioned on the cluster (model.num_classes = clusters) that
-    # samples clusters as often as the data holds them: a self-conditioned GAN; 0 = off
+    # > 0: label each image with its cluster (of this many: k-means on a spectral embedding of the
+    # images' neighbour graph) in place of any labels, for a G and D conditioned on the cluster
+    # (model.num_classes = clusters) that samples clusters as often as the data holds them: a
+    # self-conditioned GAN; 0 = off
     clusters: int = 0
 
 

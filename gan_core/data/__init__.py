@@ -84,7 +84,7 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
         from gan_core.data.clusters import cluster_labels
         data = _checked(data)
         data = dataclasses.replace(data, y=cluster_labels(data.x, cfg.clusters, seed), description=(
-            f"{data.description}, labelled by {cfg.clusters} k-means clusters"))
+            f"{data.description}, labelled by {cfg.clusters} spectral clusters"))
     return _checked(data)
 
 

@@ -24,7 +24,7 @@ def test_clusters_follow_the_digits_and_repeat():
     data = load_source(load_config(None, CLUSTERED).data, seed=3)
     classes = load_source(load_config(None, ["data.source=sklearn_digits"]).data).y
     assert data.y.dtype == np.int64 and set(data.y) == set(range(12))
-    assert "12 k-means clusters" in data.description
+    assert "12 spectral clusters" in data.description
     # most of each cluster is one digit: the labels carry the classes without being them
     assert _purity(data.y, classes) > 0.85
     assert not np.array_equal(data.y, classes)
