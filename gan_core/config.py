@@ -135,6 +135,9 @@ class LossConfig:
     topk: float = 0.0
     topk_half_life_images: float = 300_000.0
     info_weight: float = 1.0  # model.info_codes: weight of the code's cross-entropy in G's and D's losses
+    # MSGAN's mode-seeking term: weight of 1 / (image distance per latent distance) in G's loss,
+    # over pairs of fakes drawn for the same condition; against a G that ignores z; 0 = off
+    mode_seeking: float = 0.0
 
 
 @dataclass
@@ -336,7 +339,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
                 "model.num_classes", "model.text_max_len", "loss.interp_weight",
                 "data.captions_per_image", "loss.drift", "data.pad_to", "loss.adv_weight",
                 "train.pretrain_images", "train.prefetch_batches", "train.fetch_batches",
-                "ray.malloc_trim_threshold_mb", "model.fc_width", "model.info_codes", "data.clusters"):
+                "ray.malloc_trim_threshold_mb", "model.fc_width", "model.info_codes", "data.clusters",
+                "loss.mode_seeking"):
         section, name = key.split(".")
         if getattr(getattr(cfg, section), name) < 0:
             raise ConfigError(key, "must be >= 0")
@@ -397,6 +401,8 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("loss.topk_half_life_images", "must be positive")
     if cfg.loss.topk and cfg.model.family == "srgan":
         raise ConfigError("loss.topk", "srgan's G learns from every low-res input; set 0")
+    if cfg.loss.mode_seeking and cfg.model.family == "srgan":
+        raise ConfigError("loss.mode_seeking", "srgan's G draws from a low-res input, not a latent; set 0")
     conditional = cfg.model.num_classes or cfg.model.text_max_len
     for key in ("loss.mismatch_weight", "loss.interp_weight"):
         if getattr(cfg.loss, key.split(".")[1]) and not conditional:

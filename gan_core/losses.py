@@ -85,3 +85,12 @@ def drift_penalty(real_logits: Tensor) -> Tensor:
 def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     """R1: E ||grad D(x)||^2 on real data; `real` must require grad before D(real) is computed."""
     return _grad_norm_sq(real_logits, real).mean()
+
+
+def mode_seeking_penalty(fake: Tensor, z: Tensor) -> Tensor:
+    """MSGAN (Mao et al. 2019): 1 / (how far apart the two halves' samples are per unit of
+    distance between their latents). G minimising it cannot map different z to one image: against
+    a conditional G that draws few images per condition (pair i with i + N/2, same condition)."""
+    h = fake.shape[0] // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1 / (ratio + 1e-5)

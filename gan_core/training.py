@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .augment import diff_augment
 from .config import LossConfig
 from .ema import ema_beta, ema_update
-from .losses import drift_penalty, get_loss, gradient_penalty, r1_penalty
+from .losses import drift_penalty, get_loss, gradient_penalty, mode_seeking_penalty, r1_penalty
 from .models.conditional import FollowedTextEncoder
 
 BCE_LOSSES = ("minimax", "nonsaturating")
@@ -191,6 +191,10 @@ class GANTraining:
         requires_grad(self.D, False)
         try:
             self.opt_g.zero_grad(set_to_none=True)
+            seek = self.loss_cfg.mode_seeking > 0 and real.shape[0] >= 2
+            if seek and y is not None:  # pairs (i, i + N/2) share a condition
+                h = real.shape[0] // 2
+                y = torch.cat([y[:h], y[:h], y[2 * h:]])
             fake, z = self._fake(real.shape[0], y, z_gen, real.device)
             with no_sync(self.D):  # D gets no gradient here: nothing to all-reduce
                 scores, info = self._judge_fakes(fake, y, z)
@@ -200,6 +204,10 @@ class GANTraining:
                     between, _ = self._fake(real.shape[0], y, z_gen, real.device, mix)
                     loss = loss + self.loss_cfg.interp_weight * self.loss.g(self._judge(between, y, mix))
             out = {"g_loss": loss.detach()}
+            if seek:
+                ms = mode_seeking_penalty(fake, z)
+                loss = loss + self.loss_cfg.mode_seeking * ms
+                out["mode_seeking"] = ms.detach()
             if info is not None:  # G draws samples whose code Q can read
                 loss = loss + self.loss_cfg.info_weight * info
                 out["info_loss"] = info.detach()
