@@ -8,9 +8,9 @@ gets by default: a GPU's time-to-quality curve where the pipeline's stack is not
 `--evaluator`: a file holding a DigitClassifier state dict (for a machine without MLflow: save it
 with `--save-evaluator FILE` where MLflow is) or an MLflow model URI such as
 models:/mnist-evaluator@champion. Every `--eval-every` images, eval.num_samples samples of the
-EMA generator are scored with FID and IS (and, for a class-conditional G drawing every class
-equally often, conditional accuracy; a G conditioned on data.clusters draws each cluster as often
-as it trained on it) against the pipeline's own reference (the first
+EMA generator are scored with FID, IS, precision and recall (and, for a class-conditional G
+drawing every class equally often, conditional accuracy; a G conditioned on data.clusters draws
+each cluster as often as it trained on it) against the pipeline's own reference (the first
 eval.num_real images of the seeded order); the floor row scores the eval.num_samples real images
 that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
 alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
@@ -52,7 +52,7 @@ def evaluator(where: str) -> DigitClassifier:
 def _scores(m: dict) -> str:
     acc = f" {m['cond_acc']:8.4f}" if "cond_acc" in m else ""
     return (f"{m['fid']:7.3f} {m['is']:6.2f} {m['is_class_entropy']:6.3f} "
-            f"{m['is_sample_entropy']:6.3f}{acc}")
+            f"{m['is_sample_entropy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f}{acc}")
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     real, other = (preprocess_images(data.x[i], cfg.data.image_size, cfg.data.channels)
                    for i in splits)
     classes = cfg.model.num_classes and not cfg.data.clusters  # clusters: no cond_acc
-    metrics = ("fid", "is", "cond_acc") if classes else ("fid", "is")
+    metrics = ("fid", "is", "pr", "cond_acc") if classes else ("fid", "is", "pr")
     floor = quality_metrics(cfg.data.source, other, metrics, real, net,
                             labels=data.y[splits[1]] if classes else None)
 
@@ -98,7 +98,7 @@ def main() -> None:
     print(f"{args.config} on {args.device} ({fast}), batch {bs}, {n} samples vs {n_real} real")
     # IS's two parts (nats): classes' spread (ln 10 = 2.303 at best) less samples' ambiguity (0)
     print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s} "
-          f"{'H(y)':>6s} {'H(y|x)':>6s}" + (f" {'cond_acc':>8s}" if classes else ""))
+          f"{'H(y)':>6s} {'H(y|x)':>6s} {'prec':>6s} {'recall':>6s}" + (f" {'cond_acc':>8s}" if classes else ""))
     print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {_scores(floor)}", flush=True)
     train_s = eval_s = 0.0
     next_eval, i = args.eval_every, 0
