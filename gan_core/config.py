@@ -399,10 +399,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                        f"for all of them; got {cfg.loss.topk}")
     if cfg.loss.topk and not cfg.loss.topk_half_life_images > 0:
         raise ConfigError("loss.topk_half_life_images", "must be positive")
-    if cfg.loss.topk and cfg.model.family == "srgan":
-        raise ConfigError("loss.topk", "srgan's G learns from every low-res input; set 0")
-    if cfg.loss.mode_seeking and cfg.model.family == "srgan":
-        raise ConfigError("loss.mode_seeking", "srgan's G draws from a low-res input, not a latent; set 0")
+    for key in ("loss.topk", "loss.mode_seeking"):  # both act on fakes drawn from latents
+        if getattr(cfg.loss, key.split(".")[1]) and cfg.model.family == "srgan":
+            raise ConfigError(key, "srgan's G draws from a low-res input, not a latent; set 0")
     conditional = cfg.model.num_classes or cfg.model.text_max_len
     for key in ("loss.mismatch_weight", "loss.interp_weight"):
         if getattr(cfg.loss, key.split(".")[1]) and not conditional:
