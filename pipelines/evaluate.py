@@ -3,7 +3,7 @@ as a table and logged to the model's MLflow run.
 
     python pipelines/evaluate.py --model models:/NAME@champion --metrics fid,kid,is,pr [--n N]
         [--evaluator models:/mnist-evaluator@champion] [--data PATH] [--seed S] [--per-class]
-        [--truncation T]
+        [--truncation T] [--draws K]
 
 The generator's n samples are compared with n real images (half A); the floor compares n other
 real images (half B) with the same half A, so both columns carry the same sample-size bias.
@@ -11,7 +11,10 @@ A class-conditional generator draws the classes evenly; cond_acc is the share th
 reads as the class asked for (floor: its accuracy on half B), and --per-class adds the FID of
 each class against the real images of that class. Toy models get their toy metrics, with a
 fresh draw from the true distribution as the floor. --truncation T draws z within +-T (BigGAN's
-truncation trick), logged under eval/truncation_T/."""
+truncation trick), logged under eval/truncation_T/. --draws K repeats all of it for seeds S..S+K-1
+(new halves and new samples each time) and reports each figure's mean and standard deviation:
+at n = 5,000 of the 10k MNIST test digits the floor moves by 20% from one split to the next, so
+one draw's generator/floor ratio is only as good as its split."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, metavar="T",
                    help="draw z within +-T (the truncation trick; default: the full normal)")
+    p.add_argument("--draws", type=int, default=1, metavar="K",
+                   help="score K draws (seeds S..S+K-1) and report mean and sd (default 1)")
     p.add_argument("--per-class", action="store_true",
                    help="also the FID of each class (class-conditional generators)")
     return p.parse_args(argv)
@@ -86,9 +91,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     unknown = sorted(set(metrics) - set(IMAGE_METRICS))
-    if unknown or args.n < 2:
+    if unknown or args.n < 2 or args.draws < 1:
         print(f"error: unknown metrics {unknown} (known: {', '.join(IMAGE_METRICS)})" if unknown
-              else f"error: --n must be at least 2, got {args.n}", file=sys.stderr)
+              else f"error: --n must be at least 2, got {args.n}" if args.n < 2
+              else f"error: --draws must be at least 1, got {args.draws}", file=sys.stderr)
         return 2
     if args.truncation is not None and not args.truncation > 0:
         print(f"error: --truncation must be positive, got {args.truncation}", file=sys.stderr)
@@ -108,40 +114,57 @@ def main(argv=None) -> int:
         toy = cfg.data.source in TOY_SOURCES
         if toy:
             metrics = []
-        (real_a, y_a, _), (real_b, y_b, text_b) = real_halves(cfg, args.n, args.seed, args.data)
-        labels = sample_labels(gen.G, args.n)
-        condition = labels
-        if cfg.model.text_max_len:  # drawn for half B's captions: the floor's own
-            condition, labels = encode(text_b, cfg.model.text_max_len), y_b
-        _check_conditional(metrics, args.per_class, labels is not None, y_b is not None,
-                           cfg.data.clusters)
-        if "attr_corr" in metrics and not cfg.model.text_max_len:
-            raise ValueError("attr_corr needs a text-to-image generator")
-        needs_net = set(metrics) - {"swd", "attr_corr"} or args.per_class
-        net = load_evaluator(args.evaluator) if needs_net else None
-        fake = sample(gen.G, args.n, seed=args.seed, labels=condition, truncation=args.truncation)
-        figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net, labels=labels,
-                                  captions=text_b)
-        floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net, labels=y_b,
-                                captions=text_b)
-        if args.per_class:
-            figures.update(per_class_fid(fake, labels, real_a, y_a, net))
-            floor.update(per_class_fid(real_b, y_b, real_a, y_a, net))
+        draws, net = [], None
+        for seed in range(args.seed, args.seed + args.draws):
+            (real_a, y_a, _), (real_b, y_b, text_b) = real_halves(cfg, args.n, seed, args.data)
+            labels = sample_labels(gen.G, args.n)
+            condition = labels
+            if cfg.model.text_max_len:  # drawn for half B's captions: the floor's own
+                condition, labels = encode(text_b, cfg.model.text_max_len), y_b
+            if not draws:  # checked, and the feature net loaded, before the first samples
+                _check_conditional(metrics, args.per_class, labels is not None, y_b is not None,
+                                   cfg.data.clusters)
+                if "attr_corr" in metrics and not cfg.model.text_max_len:
+                    raise ValueError("attr_corr needs a text-to-image generator")
+                needs_net = set(metrics) - {"swd", "attr_corr"} or args.per_class
+                net = load_evaluator(args.evaluator) if needs_net else None
+            fake = sample(gen.G, args.n, seed=seed, labels=condition, truncation=args.truncation)
+            figures = quality_metrics(cfg.data.source, fake, metrics, real_a, net, labels=labels,
+                                      captions=text_b)
+            floor = quality_metrics(cfg.data.source, real_b, metrics, real_a, net, labels=y_b,
+                                    captions=text_b)
+            if args.per_class:
+                figures.update(per_class_fid(fake, labels, real_a, y_a, net))
+                floor.update(per_class_fid(real_b, y_b, real_a, y_a, net))
+            draws.append((figures, floor))
     except (ValueError, ConfigError, DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     trunc = "" if args.truncation is None else f", z truncated at {args.truncation:g}"
-    print(f"{args.model}: {args.n} samples vs {args.n} real ({cfg.data.source}), seed {args.seed}{trunc}")
-    w = max([16, *map(len, figures)])
-    print(f"{'metric':{w}} {'generator':>12} {'real floor':>12}")
-    for key, value in figures.items():
-        print(f"{key:{w}} {value:12.4f} {floor.get(key, float('nan')):12.4f}")
+    seeds = f"seed {args.seed}" if args.draws == 1 else \
+        f"seeds {args.seed}..{args.seed + args.draws - 1} (mean and sd of {args.draws} draws)"
+    print(f"{args.model}: {args.n} samples vs {args.n} real ({cfg.data.source}), {seeds}{trunc}")
+    # (generator, floor) x (mean, sd) of each figure over the draws
+    stats = {key: [(float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else None)
+                   for v in ([f[key] for f, _ in draws], [fl[key] for _, fl in draws])]
+             for key in draws[0][0]}
+    w = max([16, *map(len, stats)])
+    sd = args.draws > 1
+    print(f"{'metric':{w}} {'generator':>12}" + (f" {'sd':>8}" if sd else "")
+          + f" {'real floor':>12}" + (f" {'sd':>8}" if sd else ""))
+    for key, ((g, g_sd), (fl, fl_sd)) in stats.items():
+        print(f"{key:{w}} {g:12.4f}" + (f" {g_sd:8.4f}" if sd else "") + f" {fl:12.4f}"
+              + (f" {fl_sd:8.4f}" if sd else ""))
     client = mlflow.tracking.MlflowClient()
     # truncated figures under their own keys: they must not pass for the full-normal ones
     prefix = "eval/" if args.truncation is None else f"eval/truncation_{args.truncation:g}/"
-    for key, value in figures.items():
-        client.log_metric(gen.run_id, f"{prefix}{key}", float(value))
-        client.log_metric(gen.run_id, f"{prefix}{key}_real_floor", float(floor[key]))
+    logged = {f"{prefix}draws": args.draws}
+    for key, ((g, g_sd), (fl, fl_sd)) in stats.items():
+        logged |= {f"{prefix}{key}": g, f"{prefix}{key}_real_floor": fl}
+        if sd:
+            logged |= {f"{prefix}{key}_sd": g_sd, f"{prefix}{key}_real_floor_sd": fl_sd}
+    for key, value in logged.items():
+        client.log_metric(gen.run_id, key, float(value))
     print(f"logged to MLflow run {gen.run_id}")
     return 0
 

@@ -110,3 +110,30 @@ def test_a_clustered_generator_registers_as_an_unconditional_one(store):
     assert proc.returncode == 0, explain(proc)
     fid, floor = _table(proc.stdout)["fid"]
     assert floor < fid
+
+
+def test_draws_report_the_mean_and_sd_of_single_seeded_draws(store):
+    single = []
+    for seed in ("3", "4"):
+        proc = store.run("evaluate.py", "--model", "models:/plain/1", "--metrics", "fid",
+                         "--n", "300", "--seed", seed, timeout=300)
+        assert proc.returncode == 0, explain(proc)
+        single.append(_table(proc.stdout)["fid"])
+    proc = store.run("evaluate.py", "--model", "models:/plain/1", "--metrics", "fid",
+                     "--n", "300", "--seed", "3", "--draws", "2", timeout=300)
+    assert proc.returncode == 0, explain(proc)
+    assert "seeds 3..4 (mean and sd of 2 draws)" in proc.stdout
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("fid "))
+    fid, fid_sd, floor, floor_sd = map(float, row[1:])
+    (g3, f3), (g4, f4) = single
+    assert f3 != f4 and g3 != g4  # each draw has its own halves and samples
+    assert fid == pytest.approx((g3 + g4) / 2, abs=2e-4)
+    assert floor == pytest.approx((f3 + f4) / 2, abs=2e-4)
+    assert fid_sd == pytest.approx(abs(g3 - g4) / 2 ** 0.5, abs=2e-4)
+    assert floor_sd == pytest.approx(abs(f3 - f4) / 2 ** 0.5, abs=2e-4)
+    run_id = mlflow.tracking.MlflowClient(store.uri).get_model_version("plain", "1").run_id
+    metrics = store.client().get_run(run_id).data.metrics
+    assert metrics["eval/draws"] == 2
+    assert metrics["eval/fid_real_floor_sd"] == pytest.approx(floor_sd, abs=1e-3)
+    bad = store.run("evaluate.py", "--model", "models:/plain/1", "--draws", "0")
+    assert bad.returncode == 2 and "--draws must be at least 1, got 0" in bad.stderr
