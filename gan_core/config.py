@@ -109,7 +109,10 @@ class ModelConfig:
     # width of the text encoder (characters, convs, GRU); its last layer maps the pooled
     # sentence to the condition width (cond_dim, or D's features for projection)
     text_dim: int = 128
-    mbstd_group: int = 4  # progan: minibatch stddev group size; must divide train.batch_size
+    mbstd_group: int = 4  # progan (and dcgan's d_mbstd): minibatch stddev group size; must divide train.batch_size
+    # dcgan: ProGAN's minibatch-stddev feature map in D (it is always in progan's D): D sees how
+    # varied each group of mbstd_group samples is, against a G that draws too few kinds
+    d_mbstd: bool = False
     sr_scale: int = 4  # srgan: upsampling factor (2 or 4); G takes image_size / sr_scale inputs
     sr_blocks: int = 16  # srgan: residual blocks of G
 
@@ -360,6 +363,11 @@ def _check(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("data.image_size", "dcgan needs a multiple of 4 that is >= 8")
     if cfg.model.family == "progan":
         _check_progressive(cfg)
+    if cfg.model.d_mbstd and cfg.model.family != "dcgan":
+        raise ConfigError("model.d_mbstd", f"is for family 'dcgan' (progan's D always has it), "
+                                           f"not '{cfg.model.family}'; set false")
+    if cfg.model.family == "progan" or cfg.model.d_mbstd:
+        _check_mbstd(cfg)
     if cfg.train.compile and cfg.model.family == "progan":
         raise ConfigError("train.compile", "progan's fade-in changes alpha every step, and each "
                                            "value would recompile; set false")
@@ -497,6 +505,18 @@ def _check_sr(cfg: Config, check_paths: bool) -> None:
         raise ConfigError("loss.vgg_weights", f"no such file: {loss.vgg_weights}")
 
 
+def _check_mbstd(cfg: Config) -> None:
+    """D's minibatch-stddev groups split each worker's batch (after PacGAN packing) evenly."""
+    group = cfg.model.mbstd_group
+    if group <= 0:
+        raise ConfigError("model.mbstd_group", f"must be > 0, got {group!r}")
+    inputs = cfg.train.batch_size // cfg.model.pack  # a pack is one D input
+    if inputs % group:
+        packed = f" (packed in {cfg.model.pack}s: {inputs} D inputs)" if cfg.model.pack > 1 else ""
+        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} per worker{packed} is not "
+                          f"divisible by model.mbstd_group={group} (the minibatch stddev groups)")
+
+
 def _check_progressive(cfg: Config) -> None:
     size = cfg.data.image_size
     if size < 8 or size & (size - 1):
@@ -506,11 +526,6 @@ def _check_progressive(cfg: Config) -> None:
     for key in ("fade_images", "stable_images"):
         if getattr(p, key) <= 0:
             raise ConfigError(f"progressive.{key}", f"must be > 0, got {getattr(p, key)!r}")
-    if cfg.model.mbstd_group <= 0:
-        raise ConfigError("model.mbstd_group", f"must be > 0, got {cfg.model.mbstd_group!r}")
-    if cfg.train.batch_size % cfg.model.mbstd_group:
-        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} per worker is not divisible by "
-                          f"model.mbstd_group={cfg.model.mbstd_group} (the minibatch stddev groups)")
     for key in ("num_classes", "text_max_len"):
         if getattr(cfg.model, key):
             raise ConfigError(f"model.{key}", "family 'progan' is unconditional here; set 0")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .layers import Discriminator, Generator, dcgan_init, maybe_spectral, norm1d, norm2d
+from .layers import Discriminator, Generator, MinibatchStdDev, dcgan_init, maybe_spectral, norm1d, norm2d
 
 
 def _num_halvings(size: int) -> int:
@@ -54,10 +54,12 @@ def pack_images(x: Tensor, pack: int) -> Tensor:
 
 class DCGANDiscriminator(Discriminator):
     """pack > 1 (PacGAN): D judges `pack` samples jointly, N inputs give N/pack logits.
-    fc_width > 0: a hidden fully connected layer between the last feature map and the logit."""
+    fc_width > 0: a hidden fully connected layer between the last feature map and the logit.
+    mbstd_group > 0: ProGAN's minibatch-stddev map joins the last feature map (groups of that
+    many inputs), so D can tell a batch of too-alike fakes from reals."""
 
     def __init__(self, channels: int, size: int, width: int, norm: str, pack: int = 1,
-                 fc_width: int = 0):
+                 fc_width: int = 0, mbstd_group: int = 0):
         super().__init__()
         if pack < 1:
             raise ValueError(f"pack must be >= 1, got {pack}")
@@ -72,6 +74,9 @@ class DCGANDiscriminator(Discriminator):
             layers.append(nn.LeakyReLU(0.2))
             c_in, c = c, c * 2
         base = size >> n
+        if mbstd_group:
+            layers.append(MinibatchStdDev(mbstd_group))
+            c_in += 1
         layers.append(nn.Flatten())
         features = c_in * base * base
         if fc_width:
@@ -88,4 +93,5 @@ class DCGANDiscriminator(Discriminator):
 
 def build(m, shape: tuple[int, ...], z_in: int, d_shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
     return (DCGANGenerator(z_in, shape[0], shape[1], m.g_width, m.g_norm, m.fc_width),
-            DCGANDiscriminator(d_shape[0], shape[1], m.d_width, m.d_norm, m.pack, m.fc_width))
+            DCGANDiscriminator(d_shape[0], shape[1], m.d_width, m.d_norm, m.pack, m.fc_width,
+                               m.mbstd_group if m.d_mbstd else 0))

@@ -31,6 +31,28 @@ def maybe_spectral(module: nn.Module, kind: str) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if kind == "spectral" else module
 
 
+class MinibatchStdDev(nn.Module):
+    """Appends one feature map: the stddev of each feature and pixel over a group of `group`
+    samples, averaged into one number per group (ProGAN), so D sees how varied a batch of fakes
+    is. Sample i belongs to group i % (N / group), as in the original; a batch smaller than
+    `group` is one group. Under DDP the groups lie within one worker's batch, so `group` must
+    divide it."""
+
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        if n % g:
+            raise ValueError(f"minibatch stddev: a batch of {n} is not divisible by the group size "
+                             f"{g} (model.mbstd_group must divide train.batch_size)")
+        y = x.reshape(g, n // g, c, h, w)
+        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (N / g,)
+        return torch.cat([x, y.repeat(g).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """N(0, 0.02) weights as in the DCGAN paper; BatchNorm scale around 1."""
     for m in module.modules():

@@ -19,8 +19,8 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Generator
-from .progan_layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, pixel_norm, zero_touch
+from .layers import Generator, MinibatchStdDev
+from .progan_layers import EqualizedConv2d, EqualizedLinear, pixel_norm, zero_touch
 
 
 def _act(x: Tensor) -> Tensor:

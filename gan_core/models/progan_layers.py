@@ -1,4 +1,5 @@
-"""ProGAN's layers: equalized learning rate, pixelwise feature normalisation, minibatch stddev."""
+"""ProGAN's layers: equalized learning rate, pixelwise feature normalisation (minibatch stddev
+is in layers.py: DCGAN's D can use it too)."""
 from __future__ import annotations
 
 import math
@@ -40,25 +41,6 @@ class EqualizedConv2d(nn.Module):
 def pixel_norm(x: Tensor, eps: float = 1e-8) -> Tensor:
     """Each pixel's feature vector scaled to unit mean square (G, after every conv)."""
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
-
-
-class MinibatchStdDev(nn.Module):
-    """Appends one feature map: the stddev of each feature and pixel over a group of `group`
-    samples, averaged into one number per group. Sample i belongs to group i % (N / group), as in
-    the original. Under DDP the groups lie within one worker's batch, so `group` must divide it."""
-
-    def __init__(self, group: int):
-        super().__init__()
-        self.group = group
-
-    def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        if n % self.group:
-            raise ValueError(f"minibatch stddev: a batch of {n} is not divisible by the group size "
-                             f"{self.group} (progressive.mbstd_group must divide train.batch_size)")
-        y = x.reshape(self.group, n // self.group, c, h, w)
-        y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (N / group,)
-        return torch.cat([x, y.repeat(self.group).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
 def zero_touch(modules) -> Tensor | float:

@@ -14,7 +14,8 @@ from gan_core.data import ArrayData, check_data
 from gan_core.data.transforms import pad_images
 from gan_core.losses import drift_penalty
 from gan_core.models import build_models
-from gan_core.models.progan_layers import EqualizedConv2d, MinibatchStdDev, pixel_norm
+from gan_core.models.layers import MinibatchStdDev
+from gan_core.models.progan_layers import EqualizedConv2d, pixel_norm
 from gan_core.progressive import (ProgressiveGANTraining, ProgressiveSchedule, Stage, at_resolution,
                                   fade_reals, schedule_for)
 from gan_core.training import make_optimizers
