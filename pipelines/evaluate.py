@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     import mlflow
 
     from pipelines.evaluators import load_evaluator
-    from pipelines.tracking import load_generator, tracking_uri
+    from pipelines.tracking import load_generator, log_metrics, tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:
@@ -150,12 +150,12 @@ def main(argv=None) -> int:
              for key in draws[0][0]}
     w = max([16, *map(len, stats)])
     sd = args.draws > 1
-    print(f"{'metric':{w}} {'generator':>12}" + (f" {'sd':>8}" if sd else "")
-          + f" {'real floor':>12}" + (f" {'sd':>8}" if sd else ""))
+    columns = [("generator", 12), ("sd", 8), ("real floor", 12), ("sd", 8)] if sd else \
+        [("generator", 12), ("real floor", 12)]
+    print(f"{'metric':{w}}" + "".join(f" {name:>{width}}" for name, width in columns))
     for key, ((g, g_sd), (fl, fl_sd)) in stats.items():
-        print(f"{key:{w}} {g:12.4f}" + (f" {g_sd:8.4f}" if sd else "") + f" {fl:12.4f}"
-              + (f" {fl_sd:8.4f}" if sd else ""))
-    client = mlflow.tracking.MlflowClient()
+        values = (g, g_sd, fl, fl_sd) if sd else (g, fl)
+        print(f"{key:{w}}" + "".join(f" {v:{width}.4f}" for v, (_, width) in zip(values, columns)))
     # truncated figures under their own keys: they must not pass for the full-normal ones
     prefix = "eval/" if args.truncation is None else f"eval/truncation_{args.truncation:g}/"
     logged = {f"{prefix}draws": args.draws}
@@ -163,8 +163,7 @@ def main(argv=None) -> int:
         logged |= {f"{prefix}{key}": g, f"{prefix}{key}_real_floor": fl}
         if sd:
             logged |= {f"{prefix}{key}_sd": g_sd, f"{prefix}{key}_real_floor_sd": fl_sd}
-    for key, value in logged.items():
-        client.log_metric(gen.run_id, key, float(value))
+    log_metrics(mlflow.tracking.MlflowClient(), gen.run_id, logged, 0)
     print(f"logged to MLflow run {gen.run_id}")
     return 0
 
