@@ -83,6 +83,19 @@ class Store:
         return run.data.metrics
 
 
+def add_set_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every training run (repeatable)")
+
+
+def check_sets(p: argparse.ArgumentParser, sets: list[str]) -> None:
+    """A misspelt key or bad value fails here, not after the evaluator's training."""
+    try:
+        load_config(None, sets)
+    except ValueError as e:
+        p.error(f"--set: {e}")
+
+
 def train(store: Store, config: str, name: str, sets: list[str]) -> dict:
     args = ["--config", str(CONFIGS / config), "--name", name, "--experiment", "bench",
             "--set", f"ray.storage_path={store.path / 'ray'}"]
@@ -264,13 +277,9 @@ def main() -> None:
                    help="ring and grid: the discriminator packings to train, comma-separated "
                         "(1 = plain GAN; default 1,4)")
     p.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key in every training run (repeatable)")
+    add_set_option(p)
     args = p.parse_args()
-    try:  # a misspelt key or bad value fails here, not after the evaluator's training
-        load_config(None, args.set)
-    except ValueError as e:
-        p.error(f"--set: {e}")
+    check_sets(p, args.set)
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     try:
         packs = [int(v) for v in args.toy_packs.split(",") if v.strip()]
