@@ -88,12 +88,15 @@ def add_set_option(p: argparse.ArgumentParser) -> None:
                    help="override a config key in every training run (repeatable)")
 
 
-def check_sets(p: argparse.ArgumentParser, sets: list[str]) -> None:
-    """A misspelt key or bad value fails here, not after the evaluator's training."""
-    try:
-        load_config(None, sets)
-    except ValueError as e:
-        p.error(f"--set: {e}")
+def check_sets(p: argparse.ArgumentParser, sets: list[str],
+               runs: tuple[tuple[str | None, list[str]], ...] = ((None, []),)) -> None:
+    """A misspelt key or bad value fails here, not after the evaluator's training: `sets` over
+    the defaults, or over each (config, run overrides) given."""
+    for config, overrides in runs:
+        try:
+            load_config(config and str(CONFIGS / config), [*overrides, *sets])
+        except ValueError as e:
+            p.error(f"{config or '--set'}: {e}")
 
 
 def train(store: Store, config: str, name: str, sets: list[str]) -> dict:

@@ -76,6 +76,12 @@ def suite_row(store: Store, suite: str, seed: int, sets: list[str]) -> tuple:
     return (suite, "reached", images, ts / 1000 - launch, (ts - start_ms) / 1000, values, len(rows))
 
 
+def suite_sets(suite: str, args: argparse.Namespace) -> list[str]:
+    if suite in MNIST_SUITES:
+        return [f"data.path={args.mnist}", f"train.epochs={args.mnist_epochs}"]
+    return []
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--suites", default="grid,mnist")
@@ -87,11 +93,11 @@ def main() -> None:
                                       "temporary folder, deleted)")
     add_set_option(p)
     args = p.parse_args()
-    check_sets(p, args.set)
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     for s in suites:
         if s not in SUITES:
             sys.exit(f"unknown suite {s!r}; known: {', '.join(SUITES)}")
+    check_sets(p, args.set, tuple((SUITES[s][0], [*SUITES[s][1], *suite_sets(s, args)]) for s in suites))
     rows = []
     if args.workdir:
         if (Path(args.workdir) / "mlflow.db").exists():  # train.py would resume the old runs
@@ -102,15 +108,12 @@ def main() -> None:
         if set(MNIST_SUITES) & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
-            sets = []
-            if suite in MNIST_SUITES:
-                sets = [f"data.path={args.mnist}", f"train.epochs={args.mnist_epochs}"]
-            rows.append(suite_row(store, suite, args.seed, sets))
-    print(f"\n{'suite':6} {'target':24} {'result':22} {'images seen':>12} {'from launch s':>14} "
+            rows.append(suite_row(store, suite, args.seed, suite_sets(suite, args)))
+    print(f"\n{'suite':8} {'target':24} {'result':22} {'images seen':>12} {'from launch s':>14} "
           f"{'from run start s':>17} {'evals':>6}  values at that point (or best)")
     for suite, result, images, launch_s, start_s, values, n in rows:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
-        print(f"{suite:6} {TARGET_TEXT[suite]:24} {result:22} {images:12,} "
+        print(f"{suite:8} {TARGET_TEXT[suite]:24} {result:22} {images:12,} "
               f"{launch_s if launch_s is not None else float('nan'):14.1f} "
               f"{start_s if start_s is not None else float('nan'):17.1f} {n:6}  {shown}")
 

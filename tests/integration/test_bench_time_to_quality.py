@@ -45,3 +45,10 @@ def test_grid_row_is_the_best_evaluation_the_run_logged(tmp_path):
 
     again = _bench("--workdir", str(work), cwd=tmp_path)  # would resume and mix the old run in
     assert again.returncode == 2 and "already holds an mlflow.db" in again.stderr
+
+
+def test_bad_setting_is_refused_with_the_suites_config_before_any_run(tmp_path):
+    proc = _bench("--set", "model.pack=0", "--workdir", str(tmp_path / "work"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "grid_mlp.yaml: config key 'model.pack': must be >= 1, got 0" in proc.stderr
+    assert not (tmp_path / "work").exists()
