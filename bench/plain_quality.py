@@ -11,8 +11,9 @@ models:/mnist-evaluator@champion. Every `--eval-every` images, eval.num_samples 
 EMA generator are scored with FID, IS, precision and recall (and, for a class-conditional G
 drawing every class equally often, conditional accuracy; a G conditioned on data.clusters draws
 each cluster as often as it trained on it) against the pipeline's own reference (the first
-eval.num_real images of the seeded order); the floor row scores the eval.num_samples real images
-that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
+eval.num_real images of the seeded order); a Stacked MNIST G's with modes and KL to uniform and
+the KL's two parts (PacGAN Table 2 uses eval.num_samples=26000). The floor row scores the
+eval.num_samples real images that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
 alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
 not finite. `train.lr_decay` decays both learning rates over that share of `--images`, as a
 pipeline run of that length would; `--save-generator FILE` keeps the final EMA generator's state
@@ -49,10 +50,22 @@ def evaluator(where: str) -> DigitClassifier:
     return load_evaluator(where)
 
 
-def _scores(m: dict) -> str:
-    acc = f" {m['cond_acc']:8.4f}" if "cond_acc" in m else ""
-    return (f"{m['fid']:7.3f} {m['is']:6.2f} {m['is_class_entropy']:6.3f} "
-            f"{m['is_sample_entropy']:6.3f} {m['precision']:6.3f} {m['recall']:6.3f}{acc}")
+# columns per metric set: (key, header, format); IS's two parts (nats) are the classes' spread
+# (ln 10 = 2.303 at best) less the samples' ambiguity (0)
+DIGIT_COLUMNS = (("fid", "FID", "7.3f"), ("is", "IS", "6.2f"), ("is_class_entropy", "H(y)", "6.3f"),
+                 ("is_sample_entropy", "H(y|x)", "6.3f"), ("precision", "prec", "6.3f"),
+                 ("recall", "recall", "6.3f"))
+# Stacked MNIST: the KL's parts are each channel's digit frequencies and their coupling
+STACKED_COLUMNS = (("modes", "modes", "6.0f"), ("kl", "KL", "7.4f"), ("kl_digits", "kl_digits", "9.4f"),
+                   ("kl_coupling", "kl_coupling", "11.4f"))
+
+
+def _header(columns) -> str:
+    return " ".join(f"{h:>{f.split('.')[0]}s}" for _, h, f in columns)
+
+
+def _scores(m: dict, columns) -> str:
+    return " ".join(f"{m[k]:{f}}" for k, _, f in columns)
 
 
 def main() -> None:
@@ -83,7 +96,11 @@ def main() -> None:
     real, other = (preprocess_images(data.x[i], cfg.data.image_size, cfg.data.channels)
                    for i in splits)
     classes = cfg.model.num_classes and not cfg.data.clusters  # clusters: no cond_acc
-    metrics = ("fid", "is", "pr", "cond_acc") if classes else ("fid", "is", "pr")
+    if cfg.data.source == "stacked_mnist":
+        metrics, columns = ("modes",), STACKED_COLUMNS
+    else:
+        metrics = ("fid", "is", "pr", "cond_acc") if classes else ("fid", "is", "pr")
+        columns = DIGIT_COLUMNS + ((("cond_acc", "cond_acc", "8.4f"),) if classes else ())
     floor = quality_metrics(cfg.data.source, other, metrics, real, net,
                             labels=data.y[splits[1]] if classes else None)
 
@@ -96,10 +113,8 @@ def main() -> None:
     batches = len(x) // bs
     sync = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
     print(f"{args.config} on {args.device} ({fast}), batch {bs}, {n} samples vs {n_real} real")
-    # IS's two parts (nats): classes' spread (ln 10 = 2.303 at best) less samples' ambiguity (0)
-    print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {'FID':>7s} {'IS':>6s} "
-          f"{'H(y)':>6s} {'H(y|x)':>6s} {'prec':>6s} {'recall':>6s}" + (f" {'cond_acc':>8s}" if classes else ""))
-    print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {_scores(floor)}", flush=True)
+    print(f"{'images':>10s} {'train s':>8s} {'images/s':>9s} {'eval s':>7s} {_header(columns)}")
+    print(f"{'floor':>10s} {'':8s} {'':9s} {'':7s} {_scores(floor, columns)}", flush=True)
     train_s = eval_s = 0.0
     next_eval, i = args.eval_every, 0
     while tr.images_seen < args.images:
@@ -125,7 +140,7 @@ def main() -> None:
                             labels=sample_labels(tr.generator, n))
         eval_s += time.perf_counter() - start
         print(f"{tr.images_seen:10,d} {train_s:8.1f} {tr.images_seen / train_s:9.0f} {eval_s:7.1f} "
-              f"{_scores(m)}", flush=True)
+              f"{_scores(m, columns)}", flush=True)
         next_eval += args.eval_every
     if args.save_generator:
         torch.save(tr.generator.state_dict(), args.save_generator)
