@@ -89,14 +89,14 @@ def add_set_option(p: argparse.ArgumentParser) -> None:
 
 
 def check_sets(p: argparse.ArgumentParser, sets: list[str],
-               runs: tuple[tuple[str | None, list[str]], ...] = ((None, []),)) -> None:
+               runs: tuple[tuple[str, list[str]], ...]) -> None:
     """A misspelt key or bad value fails here, not after the evaluator's training: `sets` over
-    the defaults, or over each (config, run overrides) given."""
+    each (config, run overrides) given."""
     for config, overrides in runs:
         try:
-            load_config(config and str(CONFIGS / config), [*overrides, *sets])
+            load_config(str(CONFIGS / config), [*overrides, *sets])
         except ValueError as e:
-            p.error(f"{config or '--set'}: {e}")
+            p.error(f"{config}: {e}")
 
 
 def train(store: Store, config: str, name: str, sets: list[str]) -> dict:
@@ -169,6 +169,13 @@ def _with_floor(rows: list[tuple[str, dict]], floor_name: str) -> list[tuple[str
     rows = rows + [(floor_name, floor)]
     return [(n, {k: v for k, v in r.items() if "_real_floor" not in k}) for n, r in rows]
 
+
+# the configs each suite's runs train, to check --set against before any run
+SUITE_CONFIGS = {"ring": ("ring_mlp.yaml",), "grid": ("grid_mlp.yaml",),
+                 "mnist": ("dcgan_mnist.yaml", "selfcond_mnist.yaml"),
+                 "stacked": ("dcgan_stacked_mnist.yaml",), "cgan": ("cgan_mnist.yaml",),
+                 "gancls": ("gancls_mnist.yaml",), "progan": ("progan_mnist.yaml", "dcgan_mnist.yaml"),
+                 "sr": ("srgan_sample_images.yaml",)}
 
 # kl = kl_digits (each channel's digit frequencies) + kl_coupling (channels' digits tied together)
 STACKED_FIGURES = ("modes", "kl", "kl_digits", "kl_coupling")
@@ -282,8 +289,13 @@ def main() -> None:
     p.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
     add_set_option(p)
     args = p.parse_args()
-    check_sets(p, args.set)
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
+    if not suites:
+        p.error("--suites names no suite")
+    for s in suites:
+        if s not in SUITE_CONFIGS:
+            p.error(f"unknown suite {s!r}; known: {', '.join(SUITE_CONFIGS)}")
+    check_sets(p, args.set, tuple((c, []) for s in suites for c in SUITE_CONFIGS[s]))
     try:
         packs = [int(v) for v in args.toy_packs.split(",") if v.strip()]
     except ValueError:
@@ -315,10 +327,8 @@ def main() -> None:
                 rows = gancls_suite(store, args.mnist, args.seeds, max(1, round(10 * args.epochs_scale)))
             elif suite == "progan":
                 rows = progan_suite(store, args.mnist, args.epochs_scale)
-            elif suite == "sr":
-                rows = sr_suite(store, args.seeds, args.epochs_scale)
             else:
-                sys.exit(f"unknown suite {suite!r}")
+                rows = sr_suite(store, args.seeds, args.epochs_scale)
             print_table(suite, rows)
 
 
