@@ -13,11 +13,11 @@ drawing every class equally often, conditional accuracy; a G conditioned on data
 each cluster as often as it trained on it) against the pipeline's own reference (the first
 eval.num_real images of the seeded order); a Stacked MNIST G's with modes and KL to uniform and
 the KL's two parts (PacGAN Table 2 uses eval.num_samples=26000). The floor row scores the
-eval.num_samples real images that follow them, as a training run's floor/<metric>. `train s` is the wall time of the steps
-alone, `eval s` of the evaluations. The run stops at an evaluation whose last step's losses are
-not finite. `train.lr_decay` decays both learning rates over that share of `--images`, as a
-pipeline run of that length would; `--save-generator FILE` keeps the final EMA generator's state
-dict."""
+eval.num_samples real images that follow them, as a training run's floor/<metric>. `train s` is
+the wall time of the steps alone, `eval s` of the evaluations. The run stops at an evaluation
+whose last step's losses are not finite. `train.lr_decay` decays both learning rates over that
+share of `--images`, as a pipeline run of that length would; `--save-generator FILE` keeps the
+final EMA generator's state dict."""
 from __future__ import annotations
 
 import argparse

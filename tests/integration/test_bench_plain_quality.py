@@ -35,7 +35,8 @@ def test_stacked_floor_row_is_the_modes_of_the_held_out_real_images(tmp_path):
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
-    assert lines[1].split()[-4:] == ["modes", "KL", "kl_digits", "kl_coupling"] and lines[2].split()[0] == "floor"
+    assert lines[1].split()[-4:] == ["modes", "KL", "kl_digits", "kl_coupling"]
+    assert lines[2].split()[0] == "floor"
     floor = [float(v) for v in lines[2].split()[1:]]
     rows = [[float(v.replace(",", "")) for v in line.split()] for line in lines[3:]]
     assert [r[0] for r in rows] == [128, 256]

@@ -25,8 +25,10 @@ def _refusal(*args: str, cwd) -> str:
     (("--suites", "grid,stacked", "--set", "data.channels=1"),
      "dcgan_stacked_mnist.yaml: config key 'data.channels': source 'stacked_mnist' stacks three "
      "digits as RGB; set 3"),
-    (("--suites", "ring,mnist", "--set", "model.nope=1"), "ring_mlp.yaml: config key 'model.nope': unknown key"),
-    (("--suites", "grid,foo"), "unknown suite 'foo'; known: ring, grid, mnist, stacked, cgan, gancls, progan, sr"),
+    (("--suites", "ring,mnist", "--set", "model.nope=1"),
+     "ring_mlp.yaml: config key 'model.nope': unknown key"),
+    (("--suites", "grid,foo"),
+     "unknown suite 'foo'; known: ring, grid, mnist, stacked, cgan, gancls, progan, sr"),
     (("--suites", ","), "--suites names no suite"),
 ])
 def test_bad_suites_and_settings_are_refused_before_any_run(tmp_path, args, message):
