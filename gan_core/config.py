@@ -83,6 +83,11 @@ class DataConfig:
     # (model.num_classes = clusters) that samples clusters as often as the data holds them: a
     # self-conditioned GAN; 0 = off
     clusters: int = 0
+    # with clusters: cluster each channel's image apart (Stacked MNIST: a digit per channel, a
+    # cluster of whole images is a blend of digit triples); the label joins the channels' clusters
+    # (k_R * clusters^2 + k_G * clusters + k_B, model.num_classes = clusters^channels), and G and D
+    # embed each channel's cluster apart
+    cluster_channels: bool = False
 
 
 @dataclass
@@ -381,6 +386,9 @@ def _check(cfg: Config, check_paths: bool) -> None:
                                         f"not '{cfg.model.family}'; set model.pack=1")
     if cfg.data.clusters:  # before the label checks: clusters are where its labels come from
         _check_clusters(cfg, toy)
+    elif cfg.data.cluster_channels:
+        raise ConfigError("data.cluster_channels", "clusters each channel apart: set data.clusters "
+                                                   "> 0 too, or false")
     if cfg.model.num_classes and toy:
         raise ConfigError("model.num_classes", f"toy source '{cfg.data.source}' has no labels; set 0")
     if cfg.model.text_max_len and cfg.model.num_classes:
@@ -577,9 +585,14 @@ def _check_clusters(cfg: Config, toy: bool) -> None:
     if toy or cfg.data.random_crops or cfg.data.captions_per_image:
         raise ConfigError("data.clusters", "clusters whole images; set 0 for toy sources, random "
                                            "crops and captions")
-    if cfg.model.num_classes != k:
+    if cfg.data.cluster_channels and cfg.data.channels < 2:
+        raise ConfigError("data.cluster_channels", f"clusters each channel apart, and the images "
+                                                   f"have {cfg.data.channels}; set false")
+    labels = k ** cfg.data.channels if cfg.data.cluster_channels else k
+    if cfg.model.num_classes != labels:
+        what = f"{cfg.data.channels} channels' clusters joined" if cfg.data.cluster_channels else "clusters"
         raise ConfigError("model.num_classes", f"G and D are conditioned on data.clusters={k} "
-                                               f"clusters: set {k}, got {cfg.model.num_classes}")
+                                               f"{what}: set {labels}, got {cfg.model.num_classes}")
     if "cond_acc" in cfg.eval.metrics:
         raise ConfigError("eval.metrics", "'cond_acc' checks classes, and data.clusters labels "
                                           "the images with k-means clusters")

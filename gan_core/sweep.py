@@ -111,7 +111,9 @@ UNSEARCHABLE = {"train.epochs": "ASHA's max_t and the report count follow the ba
                 "model.num_classes": "the labels are checked against the base once, and all "
                                      "trials share one dataset",
                 "data.clusters": "the clusters are computed once from the base, and all trials "
-                                 "share one dataset"}
+                                 "share one dataset",
+                "data.cluster_channels": "the clusters are computed once from the base, and all "
+                                         "trials share one dataset"}
 
 
 def _field_type(key: str):

@@ -81,10 +81,14 @@ def load_source(cfg: DataConfig, seed: int = 0) -> ArrayData:
         from gan_core.data.captions import captioned
         data = captioned(_checked(data), seed, cfg.captions_per_image)
     if cfg.clusters:
-        from gan_core.data.clusters import cluster_labels
+        from gan_core.data.clusters import channel_cluster_labels, cluster_labels
         data = _checked(data)
-        data = dataclasses.replace(data, y=cluster_labels(data.x, cfg.clusters, seed), description=(
-            f"{data.description}, labelled by {cfg.clusters} spectral clusters"))
+        if cfg.cluster_channels:
+            y, how = channel_cluster_labels(data.x, cfg.clusters, seed), " per channel"
+        else:
+            y, how = cluster_labels(data.x, cfg.clusters, seed), ""
+        data = dataclasses.replace(data, y=y, description=(
+            f"{data.description}, labelled by {cfg.clusters} spectral clusters{how}"))
     return _checked(data)
 
 

@@ -48,3 +48,13 @@ def cluster_labels(x: np.ndarray, k: int, seed: int) -> np.ndarray:
         nearest = NearestNeighbors(n_neighbors=1).fit(feats[fit]).kneighbors(feats[rest], return_distance=False)
         labels[rest] = labels[fit][nearest[:, 0]]
     return labels
+
+
+def channel_cluster_labels(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(N,) int64 joint label of each of the N images x (N, C, H, W) from each channel's cluster:
+    one clustering (`cluster_labels`) of all N * C single-channel images, so a cluster means the
+    same in every channel; image i's label is sum_c k_c * k^(C-1-c) (R first, as Stacked MNIST's
+    digit triples)."""
+    n, c = x.shape[:2]
+    per_channel = cluster_labels(x.reshape(n * c, 1, *x.shape[2:]), k, seed).reshape(n, c)
+    return per_channel @ (k ** np.arange(c - 1, -1, -1, dtype=np.int64))

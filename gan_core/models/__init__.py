@@ -33,7 +33,9 @@ def build_models(cfg) -> tuple[Generator, nn.Module]:
     model.info_codes > 0; a G conditioned on data.clusters counts the clusters it trains on."""
     m, shape = cfg.model, sample_shape(cfg)
     if m.num_classes or m.text_max_len:
-        return conditional.build(FAMILIES[m.family], m, shape, count_labels=cfg.data.clusters > 0)
+        factors = shape[0] if cfg.data.cluster_channels else 1
+        return conditional.build(FAMILIES[m.family], m, shape, count_labels=cfg.data.clusters > 0,
+                                 label_factors=factors)
     if m.info_codes:
         return info.build(FAMILIES[m.family], m, shape)
     return FAMILIES[m.family](m, shape, m.z_dim, shape)

@@ -25,18 +25,35 @@ Mix = tuple[Tensor, float]
 
 
 class LabelEmbedding(nn.Embedding):
-    """Class labels (N,) -> (N, dim)."""
+    """Class labels (N,) -> (N, dim). With `factors` f > 1 a label joins f parts, each of k
+    values (label = sum_i part_i * k^(f-1-i), data.cluster_channels: a cluster per channel), and
+    its embedding is the sum of each part's own: num_classes = k^f labels share f * k rows."""
+
+    def __init__(self, num_classes: int, dim: int, factors: int = 1):
+        k = round(num_classes ** (1 / factors))
+        if k ** factors != num_classes:
+            raise ValueError(f"{num_classes} labels are not {factors} parts of equal size")
+        super().__init__(k * factors, dim)
+        self.num_classes, self.factors = num_classes, factors
+        # part i of label y is y // k^(f-1-i) % k, looked up at row i * k + part
+        self.register_buffer("place", k ** torch.arange(factors - 1, -1, -1), persistent=False)
+        self.register_buffer("offset", k * torch.arange(factors), persistent=False)
 
     def forward(self, y: Tensor) -> Tensor:
         # the range is checked once on the data (a per-step check would sync the host)
         if y.dim() != 1:
             raise ValueError(f"labels must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
-        return super().forward(y.long())
+        if self.factors == 1:
+            return super().forward(y.long())
+        k = self.num_embeddings // self.factors
+        rows = y.long()[:, None] // self.place % k + self.offset
+        return super().forward(rows).sum(1)
 
 
-def encoder(m, dim: int) -> nn.Module:
-    """The condition encoder for model config m, with embeddings of width dim."""
-    return TextEncoder(dim, m.text_dim) if m.text_max_len else LabelEmbedding(m.num_classes, dim)
+def encoder(m, dim: int, factors: int = 1) -> nn.Module:
+    """The condition encoder for model config m, with embeddings of width dim; `factors`: see
+    LabelEmbedding."""
+    return TextEncoder(dim, m.text_dim) if m.text_max_len else LabelEmbedding(m.num_classes, dim, factors)
 
 
 def embed_condition(embed: nn.Module, y: Tensor, mix: Mix | None) -> Tensor:
@@ -60,7 +77,7 @@ class ConditionalGenerator(Generator):
         super().__init__()
         self.base, self.z_dim, self.embed = base, z_dim, embed
         # samplers draw balanced labels for a class-conditional G; 0 for a text-conditional one
-        self.num_classes = embed.num_embeddings if isinstance(embed, LabelEmbedding) else 0
+        self.num_classes = embed.num_classes if isinstance(embed, LabelEmbedding) else 0
         if count_labels:
             self.register_buffer("label_counts", torch.zeros(self.num_classes, dtype=torch.long))
 
@@ -112,10 +129,10 @@ class ConcatDiscriminator(nn.Module):
         return self.base(joined)
 
 
-def build(family_build, m, shape: tuple[int, ...],
-          count_labels: bool = False) -> tuple[ConditionalGenerator, nn.Module]:
+def build(family_build, m, shape: tuple[int, ...], count_labels: bool = False,
+          label_factors: int = 1) -> tuple[ConditionalGenerator, nn.Module]:
     """Wrap `family_build(m, shape, z_in, d_shape)`'s G and D for m's condition (classes or text);
-    `count_labels`: see ConditionalGenerator."""
+    `count_labels`: see ConditionalGenerator; `label_factors`: see LabelEmbedding."""
     spatial = m.family != "mlp"
     if m.d_cond == "concat":
         d_shape = (shape[0] + m.cond_dim, *shape[1:]) if spatial else (math.prod(shape) + m.cond_dim,)
@@ -123,13 +140,13 @@ def build(family_build, m, shape: tuple[int, ...],
         d_shape = shape
     G, D = family_build(m, shape, m.z_dim + m.cond_dim, d_shape)
     if m.d_cond == "concat":
-        D = ConcatDiscriminator(D, encoder(m, m.cond_dim), spatial)
+        D = ConcatDiscriminator(D, encoder(m, m.cond_dim, label_factors), spatial)
     else:
-        D = ProjectionDiscriminator(D, encoder(m, D.feature_width(shape)))
+        D = ProjectionDiscriminator(D, encoder(m, D.feature_width(shape), label_factors))
     if m.text_max_len:
         g_embed = FollowedTextEncoder(D.embed, m.cond_dim)
     else:
-        g_embed = encoder(m, m.cond_dim)
+        g_embed = encoder(m, m.cond_dim, label_factors)
     return ConditionalGenerator(G, m.z_dim, g_embed, count_labels), D
 
 

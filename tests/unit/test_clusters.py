@@ -1,5 +1,8 @@
 """data.clusters (a self-conditioned GAN): cluster labels for unlabelled images, the config's
-refusals, the G counting the clusters it trains on, and sampling them by their shares."""
+refusals, the G counting the clusters it trains on, and sampling them by their shares; each
+channel clustered apart (data.cluster_channels)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from gan_core.data.clusters import cluster_labels
 from gan_core.data.transforms import preprocess_images
 from gan_core.evaluation import class_rows, sample, sample_labels
 from gan_core.models import build_models
+from gan_core.models.conditional import LabelEmbedding
 from gan_core.training import GANTraining, make_optimizers
 from pipelines.gan_model import GeneratorModel
 from tests.conftest import MNIST_DIR
@@ -136,3 +140,61 @@ def test_the_registered_model_samples_without_labels():
     assert np.allclose(out, want)
     with pytest.raises(ValueError, match=r"\(n, 9\) latent vectors"):
         model.predict(None, z[:, :8])
+
+
+STACKED = ["data.source=stacked_mnist", f"data.path={MNIST_DIR}", "data.channels=3",
+           "data.image_size=28", "data.num_samples=1000", "data.clusters=20",
+           "data.cluster_channels=true", "model.num_classes=8000"]
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason=f"{MNIST_DIR} not present")
+def test_each_channel_of_stacked_mnist_is_clustered_apart():
+    cfg = load_config(None, STACKED)
+    digits = load_source(dataclasses.replace(cfg.data, clusters=0), seed=2).y  # 100 R + 10 G + B
+    data = load_source(cfg.data, seed=2)
+    assert "20 spectral clusters per channel" in data.description
+    assert data.y.min() >= 0 and data.y.max() < 8000
+    parts = np.stack([data.y // 400, data.y // 20 % 20, data.y % 20], 1)
+    for c, place in enumerate((100, 10, 1)):
+        # one clustering for all channels: a cluster is mostly one digit in every channel
+        assert _purity(parts[:, c], digits // place % 10) > 0.75
+    # the whole image's cluster would blend the channels; a channel's cluster ignores the others
+    flat = data.x.reshape(3000, 1, 28, 28)
+    assert np.array_equal(parts.reshape(-1), cluster_labels(flat, 20, seed=2))
+
+
+def test_a_joined_label_embeds_as_the_sum_of_its_parts():
+    emb = LabelEmbedding(125, 6, factors=3)  # 5 values per part
+    assert emb.num_classes == 125 and emb.weight.shape == (15, 6)
+    y = torch.tensor([0, 124, 3 * 25 + 1 * 5 + 4])
+    w = emb.weight.detach()
+    want = torch.stack([w[0] + w[5] + w[10], w[4] + w[9] + w[14], w[3] + w[6] + w[14]])
+    assert torch.allclose(emb(y), want)
+    # one part changed moves the embedding by that part's rows alone
+    moved = emb(torch.tensor([2 * 25 + 3]))[0] - emb(torch.tensor([3]))[0]
+    assert torch.allclose(moved, w[2] - w[0])
+    with pytest.raises(ValueError, match="120 labels are not 3 parts of equal size"):
+        LabelEmbedding(120, 6, factors=3)
+
+
+def test_a_stacked_generator_and_discriminator_embed_each_channel():
+    cfg = load_config(None, STACKED + ["model.cond_dim=4", "model.g_width=8", "model.d_width=8",
+                                       "model.d_cond=projection"])
+    G, D = build_models(cfg)
+    assert G.num_classes == 8000 and G.label_counts.shape == (8000,)
+    assert G.embed.weight.shape == (60, 4) and D.embed.weight.shape[0] == 60
+    assert not D.embed.weight.any()  # projection starts as the unconditional D
+    x = G(torch.randn(2, cfg.model.z_dim), torch.tensor([0, 7999]))
+    assert x.shape == (2, 3, 28, 28) and D(x, torch.tensor([0, 7999])).shape == (2,)
+
+
+@pytest.mark.parametrize("overrides, key, message", [
+    (["data.cluster_channels=true"], "data.cluster_channels", "set data.clusters > 0"),
+    (["data.clusters=10", "model.num_classes=10", "data.cluster_channels=true"],
+     "data.cluster_channels", "the images have 1"),
+    (STACKED[:-1] + ["model.num_classes=20"], "model.num_classes", "set 8000, got 20"),
+])
+def test_bad_channel_cluster_configs_name_the_key(overrides, key, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(None, overrides)
+    assert e.value.key == key
