@@ -104,16 +104,15 @@ def _check_value(base_values: dict, key: str, value: Any, where: str) -> None:
 
 # Fixed per sweep: the report cadence Tune schedules on (TRIAL_FIXED), the run length ASHA's
 # max_t and the metric come from, and the trial's own name.
+_CLUSTERED_ONCE = "the clusters are computed once from the base, and all trials share one dataset"
 UNSEARCHABLE = {"train.epochs": "ASHA's max_t and the report count follow the base's epochs",
                 "train.checkpoint_every_epochs": "trials checkpoint every epoch",
                 "train.sample_every_epochs": "trials are evaluated every epoch",
                 "name": "each trial is named by Tune",
                 "model.num_classes": "the labels are checked against the base once, and all "
                                      "trials share one dataset",
-                "data.clusters": "the clusters are computed once from the base, and all trials "
-                                 "share one dataset",
-                "data.cluster_channels": "the clusters are computed once from the base, and all "
-                                         "trials share one dataset"}
+                "data.clusters": _CLUSTERED_ONCE,
+                "data.cluster_channels": _CLUSTERED_ONCE}
 
 
 def _field_type(key: str):
