@@ -10,7 +10,7 @@ DCGAN: classifier FID, IS, precision and recall on 5,000 samples, `evaluate.py`'
 the real-vs-real floor, each the mean of 5 draws of halves and samples; at 2,000 IS's splits of
 200 read about 2% low, real digits included);
 stacked (Stacked MNIST modes and KL over 26,000 samples, PacGAN Table 2 protocol, with the KL's
-two parts and the real floor); cgan (the
+two parts and the real floor: DCGAN, PacDCGAN2 and the self-conditioned DCGAN); cgan (the
 class-conditional DCGAN on MNIST: conditional accuracy and per-class FID); gancls (text-to-image
 on MNIST with generated captions: accuracy against the caption's digit, attribute rank
 correlations, D's accuracy on mismatched pairs, from the run's final evaluation); progan (ProGAN and
@@ -173,24 +173,33 @@ def _with_floor(rows: list[tuple[str, dict]], floor_name: str) -> list[tuple[str
 # the configs each suite's runs train, to check --set against before any run
 SUITE_CONFIGS = {"ring": ("ring_mlp.yaml",), "grid": ("grid_mlp.yaml",),
                  "mnist": ("dcgan_mnist.yaml", "selfcond_mnist.yaml"),
-                 "stacked": ("dcgan_stacked_mnist.yaml",), "cgan": ("cgan_mnist.yaml",),
-                 "gancls": ("gancls_mnist.yaml",), "progan": ("progan_mnist.yaml", "dcgan_mnist.yaml"),
-                 "sr": ("srgan_sample_images.yaml",)}
+                 "stacked": ("dcgan_stacked_mnist.yaml", "selfcond_stacked_mnist.yaml"),
+                 "cgan": ("cgan_mnist.yaml",), "gancls": ("gancls_mnist.yaml",),
+                 "progan": ("progan_mnist.yaml", "dcgan_mnist.yaml"), "sr": ("srgan_sample_images.yaml",)}
+MNIST_SUITES = {"mnist", "stacked", "cgan", "gancls", "progan"}  # need --mnist and the evaluator
 
 # kl = kl_digits (each channel's digit frequencies) + kl_coupling (channels' digits tied together)
 STACKED_FIGURES = ("modes", "kl", "kl_digits", "kl_coupling")
 
 
+# (label, config, registered model, D packing): PacGAN's table compares the unconditional DCGAN
+# with and without packing; the self-conditioned G builds in one digit per channel
+STACKED_RUNS = (("DCGAN (ours)", "dcgan_stacked_mnist.yaml", "stacked-mnist-dcgan", 1),
+                ("PacDCGAN2 (ours)", "dcgan_stacked_mnist.yaml", "stacked-mnist-dcgan", 2),
+                ("self-conditioned DCGAN (ours)", "selfcond_stacked_mnist.yaml",
+                 "stacked-mnist-selfcond", 1))
+
+
 def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
     epochs = max(1, round(10 * scale))
     rows = []
-    for label, pack in (("DCGAN (ours)", 1), ("PacDCGAN2 (ours)", 2)):
+    for label, config, model, pack in STACKED_RUNS:
         runs = []
         for s in range(seeds):
-            train(store, "dcgan_stacked_mnist.yaml", f"stacked-p{pack}-s{s}",
+            train(store, config, f"{Path(config).stem}-p{pack}-s{s}",
                   [f"seed={s}", f"model.pack={pack}", f"train.epochs={epochs}",
                    f"data.path={mnist}", "data.num_samples=60000"])
-            runs.append(evaluate(store, "stacked-mnist-dcgan", "modes", 26000, mnist))
+            runs.append(evaluate(store, model, "modes", 26000, mnist))
         rows += _seed_rows(label, runs, STACKED_FIGURES)
     floor = {k: runs[-1][f"{k}_real_floor"] for k in STACKED_FIGURES}
     return rows + [("real data (26,000 vs 26,000)", floor)]
@@ -295,7 +304,9 @@ def main() -> None:
     for s in suites:
         if s not in SUITE_CONFIGS:
             p.error(f"unknown suite {s!r}; known: {', '.join(SUITE_CONFIGS)}")
-    check_sets(p, args.set, tuple((c, []) for s in suites for c in SUITE_CONFIGS[s]))
+    # the MNIST suites' runs read --mnist, not the config's path (relative to the repo's parent)
+    check_sets(p, args.set, tuple((c, [f"data.path={args.mnist}"] if s in MNIST_SUITES else [])
+                                  for s in suites for c in SUITE_CONFIGS[s]))
     try:
         packs = [int(v) for v in args.toy_packs.split(",") if v.strip()]
     except ValueError:
@@ -304,7 +315,7 @@ def main() -> None:
         p.error(f"--toy-packs needs packings >= 1, got {args.toy_packs!r}")
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp), args.set)
-        if {"mnist", "stacked", "cgan", "gancls", "progan"} & set(suites):
+        if MNIST_SUITES & set(suites):
             ensure_evaluator(store, args.mnist)
         for suite in suites:
             if suite in ("ring", "grid"):

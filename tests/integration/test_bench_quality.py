@@ -25,6 +25,10 @@ def _refusal(*args: str, cwd) -> str:
     (("--suites", "grid,stacked", "--set", "data.channels=1"),
      "dcgan_stacked_mnist.yaml: config key 'data.channels': source 'stacked_mnist' stacks three "
      "digits as RGB; set 3"),
+    # valid for the unconditional stacked config, not for its self-conditioned twin
+    (("--suites", "stacked", "--set", "data.cluster_channels=false"),
+     "selfcond_stacked_mnist.yaml: config key 'model.num_classes': G and D are conditioned on "
+     "data.clusters=50 clusters: set 50, got 125000"),
     (("--suites", "ring,mnist", "--set", "model.nope=1"),
      "ring_mlp.yaml: config key 'model.nope': unknown key"),
     (("--suites", "grid,foo"),
