@@ -304,7 +304,7 @@ def main() -> None:
     for s in suites:
         if s not in SUITE_CONFIGS:
             p.error(f"unknown suite {s!r}; known: {', '.join(SUITE_CONFIGS)}")
-    # the MNIST suites' runs read --mnist, not the config's path (relative to the repo's parent)
+    # the MNIST suites' runs read --mnist, not the configs' ../shared path (relative to the cwd)
     check_sets(p, args.set, tuple((c, [f"data.path={args.mnist}"] if s in MNIST_SUITES else [])
                                   for s in suites for c in SUITE_CONFIGS[s]))
     try:
