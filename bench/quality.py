@@ -170,24 +170,24 @@ def _with_floor(rows: list[tuple[str, dict]], floor_name: str) -> list[tuple[str
     return [(n, {k: v for k, v in r.items() if "_real_floor" not in k}) for n, r in rows]
 
 
-# the configs each suite's runs train, to check --set against before any run
-SUITE_CONFIGS = {"ring": ("ring_mlp.yaml",), "grid": ("grid_mlp.yaml",),
-                 "mnist": ("dcgan_mnist.yaml", "selfcond_mnist.yaml"),
-                 "stacked": ("dcgan_stacked_mnist.yaml", "selfcond_stacked_mnist.yaml"),
-                 "cgan": ("cgan_mnist.yaml",), "gancls": ("gancls_mnist.yaml",),
-                 "progan": ("progan_mnist.yaml", "dcgan_mnist.yaml"), "sr": ("srgan_sample_images.yaml",)}
-MNIST_SUITES = {"mnist", "stacked", "cgan", "gancls", "progan"}  # need --mnist and the evaluator
-
-# kl = kl_digits (each channel's digit frequencies) + kl_coupling (channels' digits tied together)
-STACKED_FIGURES = ("modes", "kl", "kl_digits", "kl_coupling")
-
-
 # (label, config, registered model, D packing): PacGAN's table compares the unconditional DCGAN
 # with and without packing; the self-conditioned G builds in one digit per channel
 STACKED_RUNS = (("DCGAN (ours)", "dcgan_stacked_mnist.yaml", "stacked-mnist-dcgan", 1),
                 ("PacDCGAN2 (ours)", "dcgan_stacked_mnist.yaml", "stacked-mnist-dcgan", 2),
                 ("self-conditioned DCGAN (ours)", "selfcond_stacked_mnist.yaml",
                  "stacked-mnist-selfcond", 1))
+
+
+# the configs each suite's runs train, to check --set against before any run
+SUITE_CONFIGS = {"ring": ("ring_mlp.yaml",), "grid": ("grid_mlp.yaml",),
+                 "mnist": ("dcgan_mnist.yaml", "selfcond_mnist.yaml"),
+                 "stacked": tuple(dict.fromkeys(config for _, config, _, _ in STACKED_RUNS)),
+                 "cgan": ("cgan_mnist.yaml",), "gancls": ("gancls_mnist.yaml",),
+                 "progan": ("progan_mnist.yaml", "dcgan_mnist.yaml"), "sr": ("srgan_sample_images.yaml",)}
+MNIST_SUITES = {"mnist", "stacked", "cgan", "gancls", "progan"}  # need --mnist and the evaluator
+
+# kl = kl_digits (each channel's digit frequencies) + kl_coupling (channels' digits tied together)
+STACKED_FIGURES = ("modes", "kl", "kl_digits", "kl_coupling")
 
 
 def stacked_suite(store: Store, mnist: str, seeds: int, scale: float) -> list[tuple[str, dict]]:
